@@ -1,0 +1,3 @@
+from charctl.cli import main
+
+raise SystemExit(main())

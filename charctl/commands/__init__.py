@@ -1,0 +1,1 @@
+"""One module per `charctl` subcommand; each defines `register(subparsers)`."""
