@@ -1,0 +1,33 @@
+"""Every command answers --help with an example; the top level lists them all."""
+
+import pytest
+
+from charctl.cli import build_parser, main
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in subcommands():
+        assert name in out
+
+
+@pytest.mark.parametrize("name", subcommands())
+def test_every_command_has_help_with_an_example(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    assert "example" in capsys.readouterr().out.lower()
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
