@@ -1,0 +1,67 @@
+"""`charctl retarget SRC --character C --map MAP --name N`: a third-party clip as motions/<C>_<N>.bvh."""
+
+import argparse
+import re
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "retarget",
+        help="retarget a BVH (or import a DeepMimic .txt) clip onto a character",
+        description="Write motions/<character>_<name>.bvh from a BVH whose skeleton differs from the "
+        "character's (joint names, rest pose, units, channel order, frame rate, up axis), using a map YAML "
+        "(see docs/retargeting.md and configs/retarget/). The output is resampled to the character's frame "
+        "rate, stands on the ground and respects hinge limits. A DeepMimic .txt clip of the character is "
+        "imported as it is (no map).",
+        epilog="example: charctl retarget 07_01.bvh --character humanoid --map configs/retarget/cmu_humanoid.yaml "
+        "--name walk",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", type=Path, metavar="SRC", help="source clip: .bvh (needs --map) or DeepMimic .txt")
+    parser.add_argument("--character", required=True, help="target character (a name in characters/)")
+    parser.add_argument("--map", type=Path, default=None, help="map YAML for a BVH source (configs/retarget/)")
+    parser.add_argument("--name", required=True, help="clip name: writes <character>_<name>.bvh")
+    parser.add_argument("--loop", choices=["wrap", "none"], default=None,
+                        help="loop flag of the clip (default: none for BVH, the file's flag for .txt)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="output frame rate (default: the character YAML's fps, else 60)")
+    parser.add_argument("--clamp-ball-joints", action="store_true",
+                        help="also clamp ball joints to their limits (rotation-vector components)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="where to write (default: motions/)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing clip")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from charctl.character import load_character
+    from charctl.errors import CharctlError
+    from charctl.motion import retarget
+    from charctl.paths import MOTIONS_DIR
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", args.name):
+        raise CharctlError(f"--name '{args.name}': use letters, digits, '_' and '-' only")
+    if not args.source.is_file():
+        raise CharctlError(f"{args.source}: source file not found")
+    character = load_character(args.character)
+    out_path = (args.out_dir or MOTIONS_DIR) / f"{character.name}_{args.name}.bvh"
+    if out_path.exists() and not args.force:
+        raise CharctlError(f"{out_path}: already exists (pass --force to overwrite)")
+
+    if args.source.suffix.lower() == ".txt":
+        clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop)
+    elif args.source.suffix.lower() == ".bvh":
+        if args.map is None:
+            raise CharctlError(f"{args.source}: a BVH source needs --map MAP.yaml (see configs/retarget/)")
+        fps = args.fps or float(character.settings.get("fps", 60.0))
+        if not fps > 0:
+            raise CharctlError(f"--fps must be positive, got {fps}")
+        clip = retarget.retarget_bvh(args.source, character, args.map, args.name, fps=fps,
+                                     loop=args.loop or "none", clamp_ball_joints=args.clamp_ball_joints)
+    else:
+        raise CharctlError(f"{args.source}: unknown source type '{args.source.suffix}' (expected .bvh or .txt)")
+
+    retarget.save(clip, out_path)
+    print(f"wrote {out_path}: {clip.num_frames} frames at {1.0 / clip.frame_time:g} fps, "
+          f"{clip.duration:.3f} s, loop {clip.loop}")
+    return 0

@@ -1,0 +1,499 @@
+"""Retarget a third-party BVH clip onto a character (docs/retargeting.md explains the method).
+
+Readable top to bottom:
+1. `load_map`: the map YAML says, per target joint, which source joint drives it (a fraction of one for
+   split segments, or none), the source's length unit and axes, and the root translation scale.
+2. `source_motion`: source BVH -> per-frame global rotations and joint positions in charctl's world
+   (z-up, metres, facing +x). A BVH rest pose is its OFFSET pose with zero rotations, so a source global
+   rotation *is* the rotation relative to the source rest pose.
+3. `transfer`: each mapped target joint takes its source joint's global rest-relative rotation, corrected
+   once by the rotation that turns the target's rest bone directions into the source's (T-pose arms onto
+   arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, hinges
+   projected onto their axis and clamped to limits (children compensate, keeping their global rotations).
+4. Root translation scaled by the ratio of leg lengths (root height over the feet in the two rest poses).
+5. Resample to the character's frame rate (slerp), then `ground`: lift or lower the root per frame so the
+   lowest foot in contact sits at height 0 and no collision shape of any body goes below the ground.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.spatial.transform import Rotation
+
+from charctl.character import Character
+from charctl.errors import CharctlError
+from charctl.kinematics import forward_kinematics
+from charctl.motion.bvh import Bvh
+from charctl.motion.clip import Clip
+
+Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True)  # a standing character's root rotation
+AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
+MAP_KEYS = {"source", "root_scale", "clamp_ball_joints", "joints"}
+SOURCE_KEYS = {"scale", "up", "forward"}
+
+# Contact detection on the retargeted clip (see `ground`): a ground-contact body is in contact when its
+# lowest point is within CONTACT_HEIGHT of that body's lowest height over the clip and it moves slower
+# than CONTACT_SPEED horizontally. A planted foot moves ~0 m/s; a swinging one 1-5 m/s.
+CONTACT_HEIGHT = 0.04  # metres
+CONTACT_SPEED = 0.5  # metres per second
+
+
+# ---------------------------------------------------------------------------------------------- the map
+@dataclass(frozen=True)
+class JointSource:
+    candidates: tuple[str, ...]  # source joint names, the first one present in the BVH is used
+    fraction: float  # share of the source joint's own rotation this target joint takes (split segments)
+    line: int  # line in the map file, for error messages
+
+
+@dataclass(frozen=True)
+class RetargetMap:
+    path: Path
+    scale: float  # metres per source length unit
+    up: str  # source up axis, e.g. "y"
+    forward: str  # the axis the source skeleton faces in its rest pose, e.g. "z"
+    root_scale: float | None  # None: leg-length ratio
+    clamp_ball_joints: bool
+    joints: dict[str, JointSource | None]  # target joint name -> source (None: stays at identity)
+
+    def axes_rotation(self) -> Rotation:
+        """Rotation taking source world coordinates to charctl's (x forward, y left, z up)."""
+        forward, up = _axis_vector(self.forward), _axis_vector(self.up)
+        return Rotation.from_matrix(np.stack([forward, np.cross(up, forward), up]))
+
+
+def load_map(path: Path, character: Character) -> RetargetMap:
+    """Read and check a map YAML against the character (unknown keys and joints name file and line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CharctlError(f"{path}: map file not found")
+    text = path.read_text()
+    try:
+        spec = yaml.safe_load(text)
+        lines = _joint_key_lines(text)
+    except yaml.YAMLError as err:
+        raise CharctlError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(spec, dict):
+        raise CharctlError(f"{path}: expected a mapping with keys {sorted(MAP_KEYS)}")
+    unknown = set(spec) - MAP_KEYS
+    if unknown:
+        raise CharctlError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(MAP_KEYS)}")
+
+    source = spec.get("source") or {}
+    if not isinstance(source, dict) or set(source) - SOURCE_KEYS:
+        raise CharctlError(f"{path}: 'source' must be a mapping with keys {sorted(SOURCE_KEYS)}")
+    scale = _positive_number(source.get("scale", 1.0), path, "source.scale")
+    up, forward = str(source.get("up", "y")), str(source.get("forward", "z"))
+    for key, axis in (("source.up", up), ("source.forward", forward)):
+        if axis not in AXES:
+            raise CharctlError(f"{path}: {key}: '{axis}' is not one of {', '.join(AXES)}")
+    if AXES[up][0] == AXES[forward][0]:
+        raise CharctlError(f"{path}: source.up '{up}' and source.forward '{forward}' must be different axes")
+    root_scale = spec.get("root_scale", "auto")
+    root_scale = None if root_scale == "auto" else _positive_number(root_scale, path, "root_scale")
+    clamp = spec.get("clamp_ball_joints", False)
+    if not isinstance(clamp, bool):
+        raise CharctlError(f"{path}: clamp_ball_joints must be true or false")
+
+    joint_specs = spec.get("joints")
+    if not isinstance(joint_specs, dict) or not joint_specs:
+        raise CharctlError(f"{path}: 'joints' must map target joint names to source joints")
+    target_names = [j.name for j in character.joints]
+    joints: dict[str, JointSource | None] = {}
+    for target, value in joint_specs.items():
+        line = lines.get(str(target), 0)
+        where = f"{path}:{line}: joint '{target}'"
+        if target not in target_names:
+            raise CharctlError(f"{where}: no such joint in character '{character.name}' ({', '.join(target_names)})")
+        joints[target] = _joint_source(value, where, line)
+    if joints.get(target_names[0]) is None:
+        raise CharctlError(f"{path}: joints: the root joint '{target_names[0]}' must name a source joint")
+    return RetargetMap(path, scale, up, forward, root_scale, clamp, joints)
+
+
+def _joint_source(value, where: str, line: int) -> JointSource | None:
+    if value is None or value == "none":
+        return None
+    fraction = 1.0
+    if isinstance(value, dict):
+        if set(value) - {"source", "fraction"} or "source" not in value:
+            raise CharctlError(f"{where}: expected {{source: NAME, fraction: F}}, got keys {sorted(value)}")
+        fraction = value.get("fraction", 1.0)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+            raise CharctlError(f"{where}: fraction must be a number in (0, 1], got {fraction!r}")
+        value = value["source"]
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise CharctlError(f"{where}: source must be a joint name or a list of candidate names, got {value!r}")
+    return JointSource(tuple(names), float(fraction), line)
+
+
+def _joint_key_lines(text: str) -> dict[str, int]:
+    """Line number (1-based) of each key under `joints:`, so errors can point at the line."""
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key, value in root.value:
+        if key.value == "joints" and isinstance(value, yaml.MappingNode):
+            return {k.value: k.start_mark.line + 1 for k, _ in value.value}
+    return {}
+
+
+def _positive_number(value, path: Path, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise CharctlError(f"{path}: {key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _axis_vector(axis: str) -> np.ndarray:
+    index, sign = AXES[axis]
+    v = np.zeros(3)
+    v[index] = sign
+    return v
+
+
+# ---------------------------------------------------------------------------------- the source motion
+@dataclass
+class SourceMotion:
+    names: list[str]
+    parents: np.ndarray  # (S,)
+    rest_pos: np.ndarray  # (S, 3) joint positions in the rest pose, charctl world, metres
+    global_rot: np.ndarray  # (F, S, 4) xyzw rotation relative to the rest pose, charctl world
+    pos: np.ndarray  # (F, S, 3) joint positions, charctl world, metres
+    frame_time: float
+
+
+def source_motion(bvh: Bvh, path: Path, rmap: RetargetMap) -> SourceMotion:
+    """Forward kinematics of the source skeleton, converted to z-up metres facing +x."""
+    num_frames = bvh.motion.shape[0]
+    if num_frames < 2:
+        raise CharctlError(f"{path}: needs at least 2 frames to retarget, has {num_frames}")
+    if not bvh.frame_time > 0:
+        raise CharctlError(f"{path}: Frame Time must be positive, got {bvh.frame_time}")
+    to_world = rmap.axes_rotation()
+    num_joints = len(bvh.joints)
+    global_rot = [None] * num_joints
+    pos = np.zeros((num_frames, num_joints, 3))
+    rest_pos = np.zeros((num_joints, 3))
+    column = 0
+    for j, joint in enumerate(bvh.joints):
+        values = bvh.motion[:, column : column + len(joint.channels)]
+        column += len(joint.channels)
+        kinds = [c.lower() for c in joint.channels]
+        rot_cols = [i for i, c in enumerate(kinds) if c.endswith("rotation")]
+        # BVH: the local rotation is the product of the rotation channels in the order listed (intrinsic).
+        seq = "".join(kinds[i][0].upper() for i in rot_cols)
+        local = Rotation.from_euler(seq, values[:, rot_cols], degrees=True) if rot_cols else Rotation.identity(num_frames)
+        translation = np.broadcast_to(joint.offset, (num_frames, 3)).copy()
+        pos_cols = {c[0]: i for i, c in enumerate(kinds) if c.endswith("position")}
+        if pos_cols:
+            channel_xyz = np.stack([values[:, pos_cols[a]] if a in pos_cols else np.zeros(num_frames) for a in "xyz"], -1)
+            # root: offset + channels; a non-root joint's position channels replace its offset (SFU, Mixamo).
+            translation = translation + channel_xyz if joint.parent < 0 else channel_xyz
+        if joint.parent < 0:
+            global_rot[j] = local
+            pos[:, j] = translation
+        else:
+            parent_rot = global_rot[joint.parent]
+            global_rot[j] = parent_rot * local
+            pos[:, j] = pos[:, joint.parent] + parent_rot.apply(translation)
+            rest_pos[j] = rest_pos[joint.parent] + joint.offset
+    # Change of basis: a rotation R in source coordinates is C R C^-1 in charctl's.
+    world_rot = np.stack([(to_world * r * to_world.inv()).as_quat() for r in global_rot], axis=1)
+    scale = rmap.scale
+    return SourceMotion(
+        names=[j.name for j in bvh.joints],
+        parents=np.array([j.parent for j in bvh.joints]),
+        rest_pos=to_world.apply(rest_pos) * scale,
+        global_rot=world_rot,
+        pos=to_world.apply(pos.reshape(-1, 3)).reshape(pos.shape) * scale,
+        frame_time=float(bvh.frame_time),
+    )
+
+
+# ------------------------------------------------------------------------------------------- transfer
+@dataclass
+class TargetMotion:
+    root_pos: np.ndarray  # (F, 3)
+    root_rot: np.ndarray  # (F, 4) xyzw
+    joint_rot: np.ndarray  # (F, J, 4) xyzw, local
+    frame_time: float
+
+
+def resolve_map(rmap: RetargetMap, character: Character, src: SourceMotion, source_path: Path) -> dict[int, tuple[int, float]]:
+    """Target joint index -> (source joint index, fraction); names the map line of a missing source joint."""
+    resolved = {}
+    for target, spec in rmap.joints.items():
+        if spec is None:
+            continue
+        found = next((name for name in spec.candidates if name in src.names), None)
+        if found is None:
+            raise CharctlError(
+                f"{rmap.path}:{spec.line}: joint '{target}': source joint "
+                f"{' / '.join(repr(n) for n in spec.candidates)} is not in {source_path}"
+            )
+        resolved[character.joint_index(target)] = (src.names.index(found), spec.fraction)
+    return resolved
+
+
+def transfer(character: Character, rmap: RetargetMap, src: SourceMotion, source_path: Path,
+             clamp_ball_joints: bool = False) -> TargetMotion:
+    """Source global rest-relative rotations -> target local rotations; root translation scaled by leg length."""
+    resolved = resolve_map(rmap, character, src, source_path)
+    num_frames, num_joints = src.pos.shape[0], character.num_joints
+    rest_pos, rest_rot = forward_kinematics(
+        character, np.zeros(3), Y_UP_TO_Z_UP.as_quat(), np.tile([0.0, 0.0, 0.0, 1.0], (num_joints, 1))
+    )
+
+    desired = {}  # target joint -> wanted global rotation per frame
+    for k, (s, fraction) in resolved.items():
+        if character.joints[k].kind == "fixed":
+            continue  # fixed joints only lend their position to their parent's rest alignment
+        source_rot = Rotation.from_quat(src.global_rot[:, s])
+        if fraction < 1.0:
+            # A split segment: this joint takes `fraction` of the source joint's own (local) rotation;
+            # the next target joint mapped to the same source joint takes the rest.
+            parent = Rotation.from_quat(src.global_rot[:, src.parents[s]]) if src.parents[s] >= 0 \
+                else Rotation.identity(num_frames)
+            own = parent.inv() * source_rot
+            source_rot = parent * Rotation.from_rotvec(own.as_rotvec() * fraction)
+        align = _rest_alignment(k, s, resolved, character, rest_pos, src)
+        desired[k] = source_rot * align * Rotation.from_quat(rest_rot[k])
+
+    # Global -> local down the tree. A hinge keeps only the twist about its axis and a joint may be clamped:
+    # its children are computed from what the parent really does, so they keep their wanted global rotation.
+    joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (num_frames, num_joints, 1))
+    world = [desired[0]] + [None] * (num_joints - 1)
+    for k in range(1, num_joints):
+        joint = character.joints[k]
+        frame = world[joint.parent] * Rotation.from_quat(joint.origin_rot)
+        local = Rotation.identity(num_frames)
+        if k in desired:
+            local = limit_joint(joint, frame.inv() * desired[k], clamp_ball_joints)
+        joint_rot[:, k] = local.as_quat()
+        world[k] = frame * local
+
+    root_s = resolved[0][0]
+    root_pos = src.pos[:, root_s] * _root_scale(rmap, character, resolved, rest_pos, src)
+    root_pos[:, :2] -= root_pos[0, :2]  # start above the origin, as DeepMimic's loaders do
+    return TargetMotion(root_pos, world[0].as_quat(), joint_rot, src.frame_time)
+
+
+def _rest_alignment(k: int, s: int, resolved: dict, character: Character, rest_pos: np.ndarray,
+                    src: SourceMotion) -> Rotation:
+    """The rotation turning target joint k's rest bone direction into source joint s's.
+
+    A bone runs from the joint to its nearest mapped descendant (the mapped source joint in the source).
+    Only a limb bone (exactly one such descendant) is aligned: that is where rest postures differ (a T-pose's
+    arms onto arms hanging down, CMU's splayed legs onto straight ones), by the shortest arc. A branching
+    joint (pelvis, chest) or a leaf (foot, head) gets identity: torsos, feet and heads stand upright and
+    flat in any rest pose, and the directions to their children differ by proportions, not by posture.
+    """
+    source_dirs, target_dirs = [], []
+    children = [c for c in range(character.num_joints) if character.joints[c].parent == k]
+    while children:
+        c = children.pop()
+        if c in resolved and resolved[c][0] != s and _is_ancestor(s, resolved[c][0], src.parents):
+            source_dirs.append(src.rest_pos[resolved[c][0]] - src.rest_pos[s])
+            target_dirs.append(rest_pos[c] - rest_pos[k])
+        else:
+            children += [g for g in range(character.num_joints) if character.joints[g].parent == c]
+    if len(source_dirs) != 1 or min(np.linalg.norm(source_dirs[0]), np.linalg.norm(target_dirs[0])) < 1e-6:
+        return Rotation.identity()
+    rotation, _ = Rotation.align_vectors(source_dirs, target_dirs)  # one pair: the shortest arc
+    return rotation
+
+
+def _is_ancestor(ancestor: int, joint: int, parents: np.ndarray) -> bool:
+    while joint >= 0:
+        joint = parents[joint]
+        if joint == ancestor:
+            return True
+    return False
+
+
+def _root_scale(rmap: RetargetMap, character: Character, resolved: dict, rest_pos: np.ndarray,
+                src: SourceMotion) -> float:
+    """Metres of target root travel per metre of source root travel: the ratio of leg lengths."""
+    if rmap.root_scale is not None:
+        return rmap.root_scale
+    root_s = resolved[0][0]
+    target_legs, source_legs = [], []
+    for body in character.ground_contact_bodies:
+        if body in resolved:
+            target_legs.append(rest_pos[0, 2] - rest_pos[body, 2])
+            source_legs.append(src.rest_pos[root_s, 2] - src.rest_pos[resolved[body][0], 2])
+    if not target_legs or sum(source_legs) <= 1e-6 or sum(target_legs) <= 1e-6:
+        raise CharctlError(
+            f"{rmap.path}: root_scale: cannot infer the leg-length ratio (map the ground-contact joints "
+            f"{[character.joints[b].name for b in character.ground_contact_bodies]} below the root, "
+            f"or set root_scale to a number)"
+        )
+    return float(sum(target_legs) / sum(source_legs))
+
+
+def limit_joint(joint, local: Rotation, clamp_ball: bool) -> Rotation:
+    """Hinge: twist about its axis (swing dropped), clamped to limits. Ball: rotation-vector clamp if asked."""
+    if joint.kind == "revolute":
+        quat = local.as_quat().reshape(-1, 4)
+        angle = 2.0 * np.arctan2(quat[:, :3] @ joint.axis, quat[:, 3])
+        angle = (angle + np.pi) % (2.0 * np.pi) - np.pi
+        if len(joint.limits):
+            angle = np.clip(angle, joint.limits[0, 0], joint.limits[0, 1])
+        return Rotation.from_rotvec(angle[:, None] * joint.axis)
+    if joint.kind == "spherical" and clamp_ball and len(joint.limits) == 3:
+        # The same parametrisation as the policy's action (exponential map per ball joint).
+        return Rotation.from_rotvec(np.clip(local.as_rotvec(), joint.limits[:, 0], joint.limits[:, 1]))
+    if joint.kind == "fixed":
+        return Rotation.identity(len(local))
+    return local
+
+
+# ------------------------------------------------------------------------------------------- grounding
+@dataclass(frozen=True)
+class Shape:
+    body: int
+    kind: str  # "sphere" | "capsule" | "cylinder" | "box"
+    center: np.ndarray  # (3,) in the body (joint) frame
+    rot: np.ndarray  # (3, 3) shape frame in the body frame
+    size: np.ndarray  # sphere (r,), capsule/cylinder (r, length along local z), box (full extents x, y, z)
+
+
+def collision_shapes(character: Character) -> list[Shape]:
+    """The collision shapes of the character's URDF, per body (what PyBullet will collide with the ground)."""
+    import xml.etree.ElementTree as ET
+
+    link_index = {j.name: i for i, j in enumerate(character.joints)}
+    shapes = []
+    for link in ET.parse(character.urdf_path).getroot().findall("link"):
+        for collision in link.findall("collision"):
+            origin = collision.find("origin")
+            xyz = np.fromstring(origin.get("xyz", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
+            rpy = np.fromstring(origin.get("rpy", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
+            rot = Rotation.from_euler("xyz", rpy).as_matrix()
+            for geometry in collision.find("geometry") or []:
+                if geometry.tag == "sphere":
+                    size = [float(geometry.get("radius"))]
+                elif geometry.tag in ("capsule", "cylinder"):
+                    size = [float(geometry.get("radius")), float(geometry.get("length"))]
+                elif geometry.tag == "box":
+                    size = np.fromstring(geometry.get("size"), sep=" ")
+                else:
+                    continue  # meshes: the joint position stands in for the body
+                shapes.append(Shape(link_index[link.get("name")], geometry.tag, xyz, rot, np.asarray(size, float)))
+    return shapes
+
+
+def lowest_points(character: Character, shapes: list[Shape], pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """(F, J) lowest world height of each body's collision shapes (the joint height for a body without any)."""
+    lowest = pos[..., 2].copy()
+    has_shape = np.zeros(character.num_joints, dtype=bool)
+    body_rot = Rotation.from_quat(rot.reshape(-1, 4)).as_matrix().reshape(*rot.shape[:-1], 3, 3)
+    for shape in shapes:
+        b = shape.body
+        world = body_rot[:, b] @ shape.rot  # (F, 3, 3) shape axes in the world
+        centre_z = pos[:, b, 2] + (body_rot[:, b] @ shape.center)[:, 2]
+        up = world[:, 2, :]  # z component of each shape axis
+        if shape.kind == "sphere":
+            low = centre_z - shape.size[0]
+        elif shape.kind == "capsule":  # a segment along local z, swept by a sphere
+            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0]
+        elif shape.kind == "cylinder":
+            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0] * np.sqrt(1 - np.minimum(up[:, 2] ** 2, 1))
+        else:  # box: the support function of its half extents
+            low = centre_z - np.abs(up) @ (shape.size / 2)
+        lowest[:, b] = low if not has_shape[b] else np.minimum(lowest[:, b], low)
+        has_shape[b] = True
+    return lowest
+
+
+def ground(character: Character, motion: TargetMotion) -> TargetMotion:
+    """Move the root vertically, per frame, so feet in contact touch height 0 and nothing is below it.
+
+    Contact frames of a ground-contact body: its lowest point is within CONTACT_HEIGHT of its lowest over
+    the clip and it moves slower than CONTACT_SPEED. At those frames the lowest foot in contact is put at
+    0; between them the lift is interpolated linearly (flight phases, swing); then every frame is raised
+    as needed so no body's collision shape is below the ground. A clip without any contact frame is
+    shifted as a whole so its lowest point over the clip is at 0.
+    """
+    shapes = collision_shapes(character)
+    pos, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
+    low = lowest_points(character, shapes, pos, rot)
+    feet = list(character.ground_contact_bodies)
+    foot_low = low[:, feet]
+    speed = np.linalg.norm(np.gradient(pos[:, feet, :2], motion.frame_time, axis=0), axis=-1)
+    contact = (foot_low - foot_low.min(axis=0) < CONTACT_HEIGHT) & (speed < CONTACT_SPEED)  # (F, feet)
+    frames = np.flatnonzero(contact.any(axis=1))
+    if len(frames):
+        lowest_contact = np.where(contact, foot_low, np.inf).min(axis=1)
+        lift = np.interp(np.arange(len(low)), frames, -lowest_contact[frames])
+    else:
+        lift = np.full(len(low), -low.min())
+    lift = np.maximum(lift, -low.min(axis=1))
+    root_pos = motion.root_pos.copy()
+    root_pos[:, 2] += lift
+    return TargetMotion(root_pos, motion.root_rot, motion.joint_rot, motion.frame_time)
+
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+def resample(motion: TargetMotion, fps: float) -> TargetMotion:
+    """Frames every 1/fps s over the same duration: positions linear, rotations slerp (per joint)."""
+    duration = motion.frame_time * (len(motion.root_pos) - 1)
+    frame_time = 1.0 / fps
+    times = np.arange(int(round(duration / frame_time)) + 1) * frame_time
+    x = np.minimum(times, duration) / motion.frame_time
+    i0 = np.minimum(np.floor(x).astype(int), len(motion.root_pos) - 2)
+    alpha = (x - i0)[:, None]
+    root_pos = (1 - alpha) * motion.root_pos[i0] + alpha * motion.root_pos[i0 + 1]
+
+    def slerp(quat):  # (F, ..., 4)
+        r0, r1 = Rotation.from_quat(quat[i0]), Rotation.from_quat(quat[i0 + 1])
+        a = alpha.reshape(-1, *([1] * (quat.ndim - 2)))
+        return (r0 * Rotation.from_rotvec((r0.inv() * r1).as_rotvec() * a[..., None])).as_quat()
+
+    return TargetMotion(root_pos, slerp(motion.root_rot), slerp(motion.joint_rot), frame_time)
+
+
+def enforce_limits(character: Character, motion: TargetMotion, clamp_ball_joints: bool) -> TargetMotion:
+    """Re-apply hinge projection and clamps after resampling (slerp can step a hair outside a box limit)."""
+    joint_rot = motion.joint_rot.copy()
+    for k, joint in enumerate(character.joints[1:], start=1):
+        joint_rot[:, k] = limit_joint(joint, Rotation.from_quat(joint_rot[:, k]), clamp_ball_joints).as_quat()
+    return TargetMotion(motion.root_pos, motion.root_rot, joint_rot, motion.frame_time)
+
+
+def retarget_bvh(source_path: Path, character: Character, map_path: Path, name: str, fps: float = 60.0,
+                 loop: str = "none", clamp_ball_joints: bool = False) -> Clip:
+    """The whole method: map, source FK, transfer, resample, limits, ground."""
+    from charctl.motion.bvh import read_bvh
+
+    rmap = load_map(map_path, character)
+    src = source_motion(read_bvh(source_path), Path(source_path), rmap)
+    clamp = clamp_ball_joints or rmap.clamp_ball_joints
+    motion = transfer(character, rmap, src, Path(source_path), clamp)
+    motion = enforce_limits(character, resample(motion, fps), clamp)
+    motion = ground(character, motion)
+    return Clip(character=character, name=name, frame_time=motion.frame_time, root_pos=motion.root_pos,
+                root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop)
+
+
+def import_deepmimic(source_path: Path, character: Character, name: str, loop: str | None = None) -> Clip:
+    """A DeepMimic .txt clip of this character: read by the importer, renamed, loop flag optionally overridden."""
+    import dataclasses
+
+    from charctl.motion.deepmimic import read_deepmimic_motion
+
+    clip = read_deepmimic_motion(Path(source_path), character)
+    return dataclasses.replace(clip, name=name, loop=loop or clip.loop)
+
+
+def save(clip: Clip, path: Path) -> None:
+    from charctl.motion.clip import save_clip
+
+    save_clip(clip, path)

@@ -1,0 +1,376 @@
+"""Retargeting a CMU-style BVH onto the humanoid, DeepMimic .txt through the same command, and bad input.
+
+The source is built here: CMU joint names, lengths in inches, "Zrotation Yrotation Xrotation" channels,
+120 fps, y-up and facing +z (as CMU's BVH conversions are), arms in a T-pose at rest. Its motion is a
+walk computed by two-link IK so each foot really is planted (fixed, flat) during its stance phase.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from charctl.character import load_character
+from charctl.cli import main
+from charctl.errors import CharctlError
+from charctl.kinematics import forward_kinematics
+from charctl.motion import retarget
+from charctl.paths import CONFIGS_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+CMU_MAP = CONFIGS_DIR / "retarget" / "cmu_humanoid.yaml"
+DEEPMIMIC_WALK = REPO.parent / "shared" / "reference" / "deepmimic" / "motions" / "humanoid3d_walk.txt"
+
+FPS, DURATION, PERIOD, STANCE = 120, 1.2, 1.0, 0.6  # gait: 60 % of each 1 s cycle on the ground
+HIP_HEIGHT, ANKLE_HEIGHT, THIGH, SHIN = 35.0, 3.0, 17.0, 16.5  # inches
+SPEED, LIFT = 40.0, 4.0  # inches per second, swing height
+
+# name, parent, offset (inches, y-up, facing +z, left = +x)
+SKELETON = [
+    ("Hips", None, (0, 0, 0)),
+    ("LHipJoint", "Hips", (0, 0, 0)),
+    ("LeftUpLeg", "LHipJoint", (3.5, -2.0, 0)),
+    ("LeftLeg", "LeftUpLeg", (0, -THIGH, 0)),
+    ("LeftFoot", "LeftLeg", (0, -SHIN, 0)),
+    ("LeftToeBase", "LeftFoot", (0, -2.0, 5.0)),
+    ("RHipJoint", "Hips", (0, 0, 0)),
+    ("RightUpLeg", "RHipJoint", (-3.5, -2.0, 0)),
+    ("RightLeg", "RightUpLeg", (0, -THIGH, 0)),
+    ("RightFoot", "RightLeg", (0, -SHIN, 0)),
+    ("RightToeBase", "RightFoot", (0, -2.0, 5.0)),
+    ("LowerBack", "Hips", (0, 2.0, 0)),
+    ("Spine", "LowerBack", (0, 4.0, 0)),
+    ("Spine1", "Spine", (0, 4.0, 0)),
+    ("Neck", "Spine1", (0, 6.0, 0)),
+    ("Neck1", "Neck", (0, 2.0, 0)),
+    ("Head", "Neck1", (0, 2.0, 0)),
+    ("LeftShoulder", "Spine1", (1.0, 5.0, 0)),
+    ("LeftArm", "LeftShoulder", (6.0, 0, 0)),
+    ("LeftForeArm", "LeftArm", (11.0, 0, 0)),
+    ("LeftHand", "LeftForeArm", (10.0, 0, 0)),
+    ("RightShoulder", "Spine1", (-1.0, 5.0, 0)),
+    ("RightArm", "RightShoulder", (-6.0, 0, 0)),
+    ("RightForeArm", "RightArm", (-11.0, 0, 0)),
+    ("RightHand", "RightForeArm", (-10.0, 0, 0)),
+]
+END_SITES = {"LeftToeBase": (0, 0, 2.0), "RightToeBase": (0, 0, 2.0), "Head": (0, 3.0, 0),
+             "LeftHand": (3.0, 0, 0), "RightHand": (-3.0, 0, 0)}
+ELBOW_FLEX = np.radians(30.0)
+
+
+def gait(t: np.ndarray, phase: float):
+    """Ankle (forward z, height y) of one foot in inches, and whether it is planted."""
+    cycle = (t / PERIOD + phase) % 1.0
+    k = np.floor(t / PERIOD + phase)
+    step = SPEED * PERIOD  # the foot moves one stride per cycle
+    planted = cycle < STANCE
+    # stance: fixed at the plant point; swing: smooth move to the next one, lifted by a sine bump
+    s = np.clip((cycle - STANCE) / (1 - STANCE), 0, 1)
+    smooth = s * s * (3 - 2 * s)
+    plant = k * step - phase * step + 0.5 * STANCE * step
+    z = np.where(planted, plant, plant + smooth * step)
+    y = ANKLE_HEIGHT + np.where(planted, 0.0, LIFT * np.sin(np.pi * s))
+    return z, y, planted
+
+
+def leg_ik(hip_z, hip_y, ankle_z, ankle_y):
+    """Thigh and shin angles from straight down (positive: forward) for a planar two-link leg."""
+    dz, dy = ankle_z - hip_z, hip_y - ankle_y
+    d = np.hypot(dz, dy)
+    assert np.all(d < THIGH + SHIN)
+    knee = np.arccos(np.clip((THIGH**2 + SHIN**2 - d**2) / (2 * THIGH * SHIN), -1, 1))  # interior angle
+    reach = np.arctan2(dz, dy)
+    inner = np.arcsin(SHIN * np.sin(knee) / d)
+    thigh = reach + inner  # knee ahead of the line hip-ankle
+    shin = thigh - (np.pi - knee)
+    return thigh, shin
+
+
+def synthetic_walk():
+    """Per-frame local rotations (Rotation per joint), root position, and contact flags per foot."""
+    t = np.arange(int(round(DURATION * FPS)) + 1) / FPS
+    n = len(t)
+    root = np.stack([np.zeros(n), np.full(n, HIP_HEIGHT), SPEED * t], axis=1)
+    local = {name: Rotation.identity(n) for name, _, _ in SKELETON}
+    local["Hips"] = Rotation.from_euler("y", 5.0 * np.sin(2 * np.pi * t / PERIOD)[:, None], degrees=True)
+    contacts = {}
+    for side, phase, sign in (("Left", 0.0, 1.0), ("Right", 0.5, -1.0)):
+        # The hips yaw a little: put the hip joint where it is, solve the leg in the sagittal plane.
+        hip = root + local["Hips"].apply([sign * 3.5, -2.0, 0.0])
+        ankle_z, ankle_y, planted = gait(t, phase)
+        thigh, shin = leg_ik(hip[:, 2], hip[:, 1], ankle_z, ankle_y)
+        hip_world = Rotation.from_euler("x", -thigh[:, None])  # rotation about x (left) by -a swings a leg forward
+        local[f"{side}UpLeg"] = local["Hips"].inv() * hip_world
+        local[f"{side}Leg"] = Rotation.from_euler("x", (thigh - shin)[:, None])
+        local[f"{side}Foot"] = Rotation.from_euler("x", shin[:, None])  # foot flat on the ground all the time
+        contacts[side] = planted
+        # arms hang down from the T-pose and swing opposite to the leg, elbows bent forward
+        down = Rotation.from_euler("z", -sign * 80.0, degrees=True)
+        swing = Rotation.from_euler("x", 0.3 * np.sin(np.pi * 2 * (t / PERIOD + phase))[:, None] * sign)
+        local[f"{side}Arm"] = swing * down
+        local[f"{side}ForeArm"] = Rotation.from_euler("y", np.full((n, 1), -sign * ELBOW_FLEX))
+    local["Spine"] = Rotation.from_euler("x", 0.05 * np.sin(4 * np.pi * t / PERIOD)[:, None])
+    return t, root, local, contacts
+
+
+def write_cmu_bvh(path: Path, t, root, local) -> None:
+    lines, depth = ["HIERARCHY"], 0
+    children = {name: [c for c, p, _ in SKELETON if p == name] for name, _, _ in SKELETON}
+
+    def emit(name):
+        pad = "  " * len([1 for _ in ancestors(name)])
+        offset = dict((n, o) for n, _, o in SKELETON)[name]
+        lines.append(f"{pad}{'ROOT' if name == 'Hips' else 'JOINT'} {name}")
+        lines.append(f"{pad}{{")
+        lines.append(f"{pad}  OFFSET {offset[0]:.5f} {offset[1]:.5f} {offset[2]:.5f}")
+        position = "Xposition Yposition Zposition " if name == "Hips" else ""
+        lines.append(f"{pad}  CHANNELS {6 if name == 'Hips' else 3} {position}Zrotation Yrotation Xrotation")
+        for child in children[name]:
+            emit(child)
+        if name in END_SITES:
+            e = END_SITES[name]
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {e[0]} {e[1]} {e[2]}", f"{pad}  }}"])
+        lines.append(f"{pad}}}")
+
+    def ancestors(name):
+        parent = dict((n, p) for n, p, _ in SKELETON)[name]
+        while parent:
+            yield parent
+            parent = dict((n, p) for n, p, _ in SKELETON)[parent]
+
+    order = []
+
+    def visit(name):
+        order.append(name)
+        for child in children[name]:
+            visit(child)
+
+    emit("Hips")
+    visit("Hips")
+    lines += ["MOTION", f"Frames: {len(t)}", f"Frame Time: {1.0 / FPS:.8f}"]
+    columns = [root] + [local[name].as_euler("ZYX", degrees=True) for name in order]
+    for row in np.concatenate(columns, axis=1):
+        lines.append(" ".join(f"{v:.6f}" for v in row))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def humanoid():
+    return load_character("humanoid")
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory):
+    """The synthetic source, and the clip `charctl retarget` makes of it."""
+    directory = tmp_path_factory.mktemp("retarget")
+    t, root, local, contacts = synthetic_walk()
+    source = directory / "07_01.bvh"
+    write_cmu_bvh(source, t, root, local)
+    code = main(["retarget", str(source), "--character", "humanoid", "--map", str(CMU_MAP), "--name", "walk",
+                 "--out-dir", str(directory)])
+    assert code == 0
+    return dict(source=source, out=directory / "humanoid_walk.bvh", t=t, contacts=contacts, local=local)
+
+
+def load_output(path, character):
+    from charctl.motion.clip import load_clip
+
+    return load_clip(path, character)
+
+
+def body_lowest(character, clip):
+    pos, rot = forward_kinematics(character, clip.root_pos, clip.root_rot, clip.joint_rot)
+    return retarget.lowest_points(character, retarget.collision_shapes(character), pos, rot)
+
+
+def hinge_angles(character, clip):
+    """Angle of every hinge per frame, after checking the rotation has no component off its axis."""
+    out = {}
+    for k in character.indices_of("revolute"):
+        joint = character.joints[k]
+        rotvec = Rotation.from_quat(clip.joint_rot[:, k]).as_rotvec()
+        angle = rotvec @ joint.axis
+        np.testing.assert_allclose(rotvec, angle[:, None] * joint.axis, atol=1e-5)
+        out[joint.name] = angle
+    return out
+
+
+def test_output_loads_with_the_source_duration_at_60_fps(walk, humanoid):
+    clip = load_output(walk["out"], humanoid)
+    assert clip.frame_time == pytest.approx(1 / 60, abs=1e-6)
+    assert clip.duration == pytest.approx(walk["t"][-1], abs=0.5 / 60)
+    assert clip.joint_rot.shape == (clip.num_frames, humanoid.num_joints, 4)
+    assert clip.loop == "none"
+
+
+def test_feet_touch_the_ground_when_planted_and_nothing_goes_below(walk, humanoid):
+    clip = load_output(walk["out"], humanoid)
+    low = body_lowest(humanoid, clip)
+    assert low.min() > -0.01
+    t = np.arange(clip.num_frames) * clip.frame_time
+    for side in ("left", "right"):
+        # the source's stance frames, mapped to output times
+        planted = np.interp(t, walk["t"], walk["contacts"][side.capitalize()].astype(float)) == 1.0
+        assert planted.sum() > 10
+        foot = low[:, humanoid.joint_index(f"{side}_ankle")]
+        assert np.abs(foot[planted]).max() < 0.02, side
+        assert foot[~planted].max() > 0.03  # and the swing really lifts the foot
+
+
+def test_hinges_stay_on_their_axis_within_limits_and_carry_the_source_angles(walk, humanoid):
+    clip = load_output(walk["out"], humanoid)
+    angles = hinge_angles(humanoid, clip)
+    for name, angle in angles.items():
+        low, high = humanoid.joints[humanoid.joint_index(name)].limits[0]
+        assert angle.min() >= low - 1e-6 and angle.max() <= high + 1e-6, name
+    # The synthetic knees flex by the IK's knee angle, the elbows by 30 degrees forward.
+    t = np.arange(clip.num_frames) * clip.frame_time
+    local = walk["local"]
+    for side in ("left", "right"):
+        flex = local[f"{side.capitalize()}Leg"].as_rotvec()[:, 0]  # rotation about the source's left axis
+        expected = -np.interp(t, walk["t"], flex)  # the humanoid's knee flexes to negative angles
+        np.testing.assert_allclose(angles[f"{side}_knee"], expected, atol=0.03)
+        np.testing.assert_allclose(angles[f"{side}_elbow"], ELBOW_FLEX, atol=0.03)
+
+
+def test_walk_moves_forward_along_x_upright(walk, humanoid):
+    clip = load_output(walk["out"], humanoid)
+    pos, _ = forward_kinematics(humanoid, clip.root_pos, clip.root_rot, clip.joint_rot)
+    # the source walks 48 inches along +z (its forward); the humanoid walks along +x, scaled by leg length
+    leg_ratio = (0.421546 + 0.40987) / ((2.0 + THIGH + SHIN) * 0.0254)  # root over ankle
+    distance = clip.root_pos[-1] - clip.root_pos[0]
+    assert distance[0] == pytest.approx(SPEED * DURATION * 0.0254 * leg_ratio, rel=0.05)
+    assert abs(distance[1]) < 0.02
+    head, ankle = pos[:, humanoid.joint_index("neck"), 2], pos[:, humanoid.joint_index("left_ankle"), 2]
+    assert np.all(head - ankle > 1.0)
+    # the arms hang at the sides (from the source's T-pose rest through the rest alignment): left is +y
+    assert np.all(pos[:, humanoid.joint_index("left_wrist"), 1] - pos[:, 0, 1] > 0.1)
+    assert np.all(pos[:, humanoid.joint_index("right_wrist"), 1] - pos[:, 0, 1] < -0.1)
+    assert np.all(pos[:, humanoid.joint_index("left_wrist"), 2] < pos[:, humanoid.joint_index("left_shoulder"), 2] - 0.3)
+
+
+def test_split_segment_takes_its_fraction_of_the_source_rotation(walk, humanoid, tmp_path):
+    """A map may give a target joint a fraction of a source joint; the next joint on it takes the rest."""
+    split = tmp_path / "split.yaml"
+    split.write_text(CMU_MAP.read_text().replace("chest: [Spine1, chest]", "chest: {source: Spine, fraction: 0.5}")
+                     .replace("neck: [Head, head]", "neck: Spine"))
+    rmap = retarget.load_map(split, humanoid)
+    from charctl.motion.bvh import read_bvh
+
+    src = retarget.source_motion(read_bvh(walk["source"]), walk["source"], rmap)
+    motion = retarget.transfer(humanoid, rmap, src, walk["source"])
+    chest = Rotation.from_quat(motion.joint_rot[:, humanoid.joint_index("chest")]).as_rotvec()
+    neck = Rotation.from_quat(motion.joint_rot[:, humanoid.joint_index("neck")]).as_rotvec()
+    spine = walk["local"]["Spine"].as_rotvec()  # a bend about the source's left axis (+x) = humanoid's -z
+    assert np.abs(spine[:, 0]).max() > 0.04
+    np.testing.assert_allclose(chest[:, 2], -0.5 * spine[:, 0], atol=2e-3)
+    np.testing.assert_allclose(neck[:, 2], -0.5 * spine[:, 0], atol=2e-3)
+
+
+def test_lowest_points_of_the_collision_shapes(humanoid):
+    """Rest pose, root 1 m up: foot boxes end 5 cm below the ankle; tilted 90 degrees, the box stands on its end."""
+    identity = np.tile([0.0, 0, 0, 1], (1, humanoid.num_joints, 1))
+    root_rot = Rotation.from_euler("x", 90, degrees=True).as_quat()[None]
+    root_pos = np.array([[0.0, 0.0, 1.0]])
+    pos, rot = forward_kinematics(humanoid, root_pos, root_rot, identity)
+    low = retarget.lowest_points(humanoid, retarget.collision_shapes(humanoid), pos, rot)
+    ankle = humanoid.joint_index("left_ankle")
+    assert low[0, ankle] == pytest.approx(pos[0, ankle, 2] - 0.0225 - 0.055 / 2)
+    assert low[0, 0] == pytest.approx(1.0 + 0.07 - 0.09)  # the root's sphere
+    hip = humanoid.joint_index("left_hip")  # capsule along the thigh: half length + radius below its centre
+    assert low[0, hip] == pytest.approx(pos[0, hip, 2] - 0.21 - 0.15 - 0.055)
+    pitched = identity.copy()
+    pitched[0, ankle] = Rotation.from_euler("z", -90, degrees=True).as_quat()  # toes straight down
+    pos, rot = forward_kinematics(humanoid, root_pos, root_rot, pitched)
+    low = retarget.lowest_points(humanoid, retarget.collision_shapes(humanoid), pos, rot)
+    assert low[0, ankle] == pytest.approx(pos[0, ankle, 2] - 0.045 - 0.177 / 2)
+
+
+@pytest.mark.skipif(not DEEPMIMIC_WALK.exists(), reason="DeepMimic reference data not present")
+def test_deepmimic_txt_through_the_same_command(humanoid, tmp_path):
+    from charctl.motion.deepmimic import read_deepmimic_motion
+
+    assert main(["retarget", str(DEEPMIMIC_WALK), "--character", "humanoid", "--name", "dmwalk",
+                 "--out-dir", str(tmp_path)]) == 0
+    clip = load_output(tmp_path / "humanoid_dmwalk.bvh", humanoid)
+    source = read_deepmimic_motion(DEEPMIMIC_WALK, humanoid)
+    assert clip.num_frames == source.num_frames
+    assert clip.loop == source.loop == "wrap"
+    np.testing.assert_allclose(clip.root_pos, source.root_pos, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def run_cli(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_unknown_joint_in_map_names_the_file_line_and_joint(walk, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CMU_MAP.read_text().replace("  left_knee: [LeftLeg, lShin]", "  left_knees: [LeftLeg, lShin]"))
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("  left_knees"))
+    code, err = run_cli(["retarget", str(walk["source"]), "--character", "humanoid", "--map", str(bad),
+                         "--name", "x", "--out-dir", str(tmp_path)], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and f"{bad}:{line}" in err and "left_knees" in err
+    assert not list(tmp_path.glob("*.bvh"))
+
+
+def test_unknown_source_joint_names_the_map_line_and_the_bvh(walk, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CMU_MAP.read_text().replace("[LeftLeg, lShin]", "LeftShin"))
+    code, err = run_cli(["retarget", str(walk["source"]), "--character", "humanoid", "--map", str(bad),
+                         "--name", "x", "--out-dir", str(tmp_path)], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(bad) in err and "LeftShin" in err and str(walk["source"]) in err
+    assert not list(tmp_path.glob("*.bvh"))
+
+
+@pytest.mark.parametrize("which", ["source", "map"])
+def test_missing_file(walk, tmp_path, capsys, which):
+    paths = {"source": str(walk["source"]), "map": str(CMU_MAP)}
+    paths[which] = str(tmp_path / "nope.bvh")
+    code, err = run_cli(["retarget", paths["source"], "--character", "humanoid", "--map", paths["map"],
+                         "--name", "x", "--out-dir", str(tmp_path)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "nope.bvh" in err
+    assert not list(tmp_path.glob("*.bvh"))
+
+
+def test_truncated_bvh_names_the_file(walk, tmp_path, capsys):
+    truncated = tmp_path / "cut.bvh"
+    text = walk["source"].read_text()
+    truncated.write_text(text[: int(len(text) * 0.7)])  # cut in the middle of a motion row
+    code, err = run_cli(["retarget", str(truncated), "--character", "humanoid", "--map", str(CMU_MAP),
+                         "--name", "x", "--out-dir", str(tmp_path)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and str(truncated) in err
+    assert not list(tmp_path.glob("humanoid_*"))
+
+
+def test_existing_output_is_kept_unless_forced(walk, tmp_path, capsys):
+    out = tmp_path / "humanoid_walk.bvh"
+    out.write_text("keep me")
+    args = ["retarget", str(walk["source"]), "--character", "humanoid", "--map", str(CMU_MAP), "--name", "walk",
+            "--out-dir", str(tmp_path)]
+    code, err = run_cli(args, capsys)
+    assert code == 2 and "--force" in err and out.read_text() == "keep me"
+    assert main(args + ["--force"]) == 0
+    assert out.read_text() == walk["out"].read_text()
+
+
+def test_map_errors_name_the_file_and_key(humanoid, tmp_path):
+    cases = {
+        "source: {up: q}\njoints: {root: Hips}\n": "source.up",
+        "source: {up: y, forward: y}\njoints: {root: Hips}\n": "different axes",
+        "joints: {root: Hips}\nscale: 2\n": "scale",
+        "joints:\n  root: Hips\n  chest: {source: Spine, fraction: 2}\n": ":3: joint 'chest'",
+        "joints: {chest: Spine}\n": "root joint",
+    }
+    for text, expected in cases.items():
+        path = tmp_path / "m.yaml"
+        path.write_text(text)
+        with pytest.raises(CharctlError) as info:
+            retarget.load_map(path, humanoid)
+        message = str(info.value)
+        assert str(path) in message and expected in message and "\n" not in message, message
