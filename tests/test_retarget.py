@@ -114,42 +114,32 @@ def synthetic_walk():
     return t, root, local, contacts
 
 
-def write_cmu_bvh(path: Path, t, root, local) -> None:
-    lines, depth = ["HIERARCHY"], 0
-    children = {name: [c for c, p, _ in SKELETON if p == name] for name, _, _ in SKELETON}
+def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES) -> None:
+    """A BVH as CMU's conversions write it: root with 6 channels, ZYX rotation channels, one row per frame."""
+    parents = {name: parent for name, parent, _ in skeleton}
+    offsets = {name: offset for name, _, offset in skeleton}
+    children = {name: [c for c, p, _ in skeleton if p == name] for name in parents}
+    lines, order = ["HIERARCHY"], []
 
-    def emit(name):
-        pad = "  " * len([1 for _ in ancestors(name)])
-        offset = dict((n, o) for n, _, o in SKELETON)[name]
-        lines.append(f"{pad}{'ROOT' if name == 'Hips' else 'JOINT'} {name}")
-        lines.append(f"{pad}{{")
-        lines.append(f"{pad}  OFFSET {offset[0]:.5f} {offset[1]:.5f} {offset[2]:.5f}")
-        position = "Xposition Yposition Zposition " if name == "Hips" else ""
-        lines.append(f"{pad}  CHANNELS {6 if name == 'Hips' else 3} {position}Zrotation Yrotation Xrotation")
+    def emit(name, depth):
+        pad = "  " * depth
+        order.append(name)
+        o = offsets[name]
+        lines.extend([f"{pad}{'ROOT' if parents[name] is None else 'JOINT'} {name}", f"{pad}{{",
+                      f"{pad}  OFFSET {o[0]:.5f} {o[1]:.5f} {o[2]:.5f}"])
+        position = "Xposition Yposition Zposition " if parents[name] is None else ""
+        lines.append(f"{pad}  CHANNELS {6 if position else 3} {position}Zrotation Yrotation Xrotation")
         for child in children[name]:
-            emit(child)
-        if name in END_SITES:
-            e = END_SITES[name]
+            emit(child, depth + 1)
+        if name in end_sites:
+            e = end_sites[name]
             lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {e[0]} {e[1]} {e[2]}", f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
-    def ancestors(name):
-        parent = dict((n, p) for n, p, _ in SKELETON)[name]
-        while parent:
-            yield parent
-            parent = dict((n, p) for n, p, _ in SKELETON)[parent]
-
-    order = []
-
-    def visit(name):
-        order.append(name)
-        for child in children[name]:
-            visit(child)
-
-    emit("Hips")
-    visit("Hips")
+    emit(skeleton[0][0], 0)
     lines += ["MOTION", f"Frames: {len(t)}", f"Frame Time: {1.0 / FPS:.8f}"]
-    columns = [root] + [local[name].as_euler("ZYX", degrees=True) for name in order]
+    identity = Rotation.identity(len(t))
+    columns = [root] + [local.get(name, identity).as_euler("ZYX", degrees=True) for name in order]
     for row in np.concatenate(columns, axis=1):
         lines.append(" ".join(f"{v:.6f}" for v in row))
     path.write_text("\n".join(lines) + "\n")
@@ -248,6 +238,50 @@ def test_walk_moves_forward_along_x_upright(walk, humanoid):
     assert np.all(pos[:, humanoid.joint_index("left_wrist"), 1] - pos[:, 0, 1] > 0.1)
     assert np.all(pos[:, humanoid.joint_index("right_wrist"), 1] - pos[:, 0, 1] < -0.1)
     assert np.all(pos[:, humanoid.joint_index("left_wrist"), 2] < pos[:, humanoid.joint_index("left_shoulder"), 2] - 0.3)
+
+
+# CMU's own rest pose (offsets as in the 31-joint conversions): legs splayed ~20 degrees, arms in a T-pose.
+CMU_REST = [
+    ("Hips", None, (0, 0, 0)), ("LHipJoint", "Hips", (0, 0, 0)),
+    ("LeftUpLeg", "LHipJoint", (1.36306, -1.79463, 0.83929)), ("LeftLeg", "LeftUpLeg", (2.44811, -6.72613, 0)),
+    ("LeftFoot", "LeftLeg", (2.5622, -7.03959, 0)), ("LeftToeBase", "LeftFoot", (0.15764, -0.43311, 2.32255)),
+    ("RHipJoint", "Hips", (0, 0, 0)),
+    ("RightUpLeg", "RHipJoint", (-1.30552, -1.79463, 0.83929)), ("RightLeg", "RightUpLeg", (-2.54253, -6.98555, 0)),
+    ("RightFoot", "RightLeg", (-2.56826, -7.05623, 0)), ("RightToeBase", "RightFoot", (-0.16473, -0.45259, 2.36315)),
+    ("LowerBack", "Hips", (0.02827, 2.03559, -0.19338)), ("Spine", "LowerBack", (0.05672, 2.04885, -0.04275)),
+    ("Spine1", "Spine", (0.05672, 2.04885, -0.04275)), ("Neck", "Spine1", (0, 0, 0)),
+    ("Neck1", "Neck", (-0.01039, 1.60236, 0.22346)), ("Head", "Neck1", (-0.0051, 1.62104, -0.00728)),
+    ("LeftShoulder", "Spine1", (0, 0, 0)), ("LeftArm", "LeftShoulder", (3.36241, 1.20089, -0.31121)),
+    ("LeftForeArm", "LeftArm", (4.983, 0, 0)), ("LeftHand", "LeftForeArm", (3.48356, 0, 0)),
+    ("RightShoulder", "Spine1", (0, 0, 0)), ("RightArm", "RightShoulder", (-3.1366, 1.37405, -0.40465)),
+    ("RightForeArm", "RightArm", (-5.2419, 0, 0)), ("RightHand", "RightForeArm", (-3.44417, 0, 0)),
+]
+
+
+def test_source_rest_pose_is_reproduced_through_the_rest_alignment(humanoid, tmp_path):
+    """At CMU's rest (all rotations zero) the humanoid's limbs point where CMU's do; torso and feet stay upright."""
+    t = np.arange(3) / FPS
+    root = np.tile([0.0, 17.0, 0.0], (3, 1))
+    source = tmp_path / "rest.bvh"
+    write_cmu_bvh(source, t, root, {}, CMU_REST, {"LeftToeBase": (0, 0, 1), "RightToeBase": (0, 0, 1)})
+    clip = retarget.retarget_bvh(source, humanoid, CMU_MAP, "rest")
+    pos, rot = forward_kinematics(humanoid, clip.root_pos, clip.root_rot, clip.joint_rot)
+    offsets = {name: np.array(offset) for name, _, offset in CMU_REST}
+
+    def cmu_to_world(v):  # CMU x left, y up, z forward -> charctl x forward, y left, z up
+        return np.array([v[2], v[0], v[1]]) / np.linalg.norm(v)
+
+    for joint, child, cmu_bone in [("left_hip", "left_knee", "LeftLeg"), ("left_knee", "left_ankle", "LeftFoot"),
+                                   ("right_hip", "right_knee", "RightLeg"), ("left_shoulder", "left_elbow", "LeftForeArm"),
+                                   ("right_shoulder", "right_elbow", "RightForeArm"),
+                                   ("right_elbow", "right_wrist", "RightHand")]:
+        bone = pos[0, humanoid.joint_index(child)] - pos[0, humanoid.joint_index(joint)]
+        assert bone / np.linalg.norm(bone) @ cmu_to_world(offsets[cmu_bone]) > 0.999, joint
+    rest = Rotation.from_euler("x", 90, degrees=True)
+    for name in ("root", "chest", "neck", "left_ankle", "right_ankle"):
+        angle = (Rotation.from_quat(rot[0, humanoid.joint_index(name)]) * rest.inv()).magnitude()
+        assert angle < 1e-6, name
+    assert body_lowest(humanoid, clip).min() == pytest.approx(0.0, abs=1e-9)
 
 
 def test_split_segment_takes_its_fraction_of_the_source_rotation(walk, humanoid, tmp_path):
