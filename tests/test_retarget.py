@@ -114,21 +114,22 @@ def synthetic_walk():
     return t, root, local, contacts
 
 
-def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES) -> None:
+def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES, order="ZYX", fps=FPS) -> None:
     """A BVH as CMU's conversions write it: root with 6 channels, ZYX rotation channels, one row per frame."""
     parents = {name: parent for name, parent, _ in skeleton}
     offsets = {name: offset for name, _, offset in skeleton}
     children = {name: [c for c, p, _ in skeleton if p == name] for name in parents}
-    lines, order = ["HIERARCHY"], []
+    lines, visited = ["HIERARCHY"], []
 
     def emit(name, depth):
         pad = "  " * depth
-        order.append(name)
+        visited.append(name)
         o = offsets[name]
         lines.extend([f"{pad}{'ROOT' if parents[name] is None else 'JOINT'} {name}", f"{pad}{{",
                       f"{pad}  OFFSET {o[0]:.5f} {o[1]:.5f} {o[2]:.5f}"])
         position = "Xposition Yposition Zposition " if parents[name] is None else ""
-        lines.append(f"{pad}  CHANNELS {6 if position else 3} {position}Zrotation Yrotation Xrotation")
+        rotations = " ".join(f"{axis}rotation" for axis in order)
+        lines.append(f"{pad}  CHANNELS {6 if position else 3} {position}{rotations}")
         for child in children[name]:
             emit(child, depth + 1)
         if name in end_sites:
@@ -137,11 +138,11 @@ def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_S
         lines.append(f"{pad}}}")
 
     emit(skeleton[0][0], 0)
-    lines += ["MOTION", f"Frames: {len(t)}", f"Frame Time: {1.0 / FPS:.8f}"]
+    lines += ["MOTION", f"Frames: {len(t)}", f"Frame Time: {1.0 / fps:.8f}"]
     identity = Rotation.identity(len(t))
-    columns = [root] + [local.get(name, identity).as_euler("ZYX", degrees=True) for name in order]
+    columns = [root] + [local.get(name, identity).as_euler(order, degrees=True) for name in visited]
     for row in np.concatenate(columns, axis=1):
-        lines.append(" ".join(f"{v:.6f}" for v in row))
+        lines.append(" ".join(f"{v:.9f}" for v in row))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -282,6 +283,54 @@ def test_source_rest_pose_is_reproduced_through_the_rest_alignment(humanoid, tmp
         angle = (Rotation.from_quat(rot[0, humanoid.joint_index(name)]) * rest.inv()).magnitude()
         assert angle < 1e-6, name
     assert body_lowest(humanoid, clip).min() == pytest.approx(0.0, abs=1e-9)
+
+
+FOREIGN_TO_WORLD = Rotation.from_matrix([[0, 0, 1], [1, 0, 0], [0, 1, 0]])  # x left, y up, z forward -> ours
+
+
+def export_foreign_bvh(path: Path, character, motion, fps: float) -> None:
+    """A character's clip as a third-party BVH would have it: joints renamed, centimetres, y-up facing +z,
+    rest pose = the character's, ZXY channels. Retargeting it back must give the clip again."""
+    identity = np.tile([0.0, 0, 0, 1], (character.num_joints, 1))
+    rest_pos, rest_rot = forward_kinematics(character, np.zeros(3), Rotation.from_euler("x", 90, degrees=True).as_quat(),
+                                            identity)
+    _, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
+    to_foreign = FOREIGN_TO_WORLD.inv()
+    world = [to_foreign * Rotation.from_quat(rot[:, k]) * Rotation.from_quat(rest_rot[k]).inv() * FOREIGN_TO_WORLD
+             for k in range(character.num_joints)]
+    skeleton, local = [], {}
+    for k, joint in enumerate(character.joints):
+        parent = None if joint.parent < 0 else f"J_{character.joints[joint.parent].name}"
+        offset = np.zeros(3) if parent is None else to_foreign.apply(rest_pos[k] - rest_pos[joint.parent]) * 100
+        skeleton.append((f"J_{joint.name}", parent, tuple(offset)))
+        local[f"J_{joint.name}"] = world[k] if parent is None else world[joint.parent].inv() * world[k]
+    t = np.arange(len(motion.root_pos)) / fps
+    write_cmu_bvh(path, t, to_foreign.apply(motion.root_pos) * 100, local, skeleton, {}, order="ZXY", fps=fps)
+
+
+@pytest.mark.skipif(not DEEPMIMIC_WALK.exists(), reason="DeepMimic reference data not present")
+@pytest.mark.parametrize("character_name, clip_file", [("humanoid", "humanoid3d_cartwheel.txt"),
+                                                       ("dog", "dog3d_trot.txt")])
+def test_a_clip_in_foreign_units_axes_names_and_rate_comes_back_as_it_was(character_name, clip_file, tmp_path):
+    from charctl.motion.deepmimic import read_deepmimic_motion
+
+    character = load_character(character_name)
+    original = read_deepmimic_motion(DEEPMIMIC_WALK.parent / clip_file, character)
+    original = retarget.enforce_limits(character, retarget.TargetMotion(
+        original.root_pos, original.root_rot, original.joint_rot, original.frame_time), clamp_ball_joints=False)
+    source = tmp_path / "foreign.bvh"
+    export_foreign_bvh(source, character, retarget.resample(original, 120.0), fps=120.0)
+    mapping = tmp_path / "identity.yaml"
+    mapping.write_text("source: {scale: 0.01, up: y, forward: z}\njoints:\n" +
+                       "".join(f"  {j.name}: J_{j.name}\n" for j in character.joints))
+    clip = retarget.retarget_bvh(source, character, mapping, "back", fps=60.0)
+    assert clip.num_frames == len(original.root_pos)
+    pos, _ = forward_kinematics(character, clip.root_pos, clip.root_rot, clip.joint_rot)
+    expected, _ = forward_kinematics(character, original.root_pos, original.root_rot, original.joint_rot)
+    # body positions relative to the root exact; the root's path exact but for grounding's vertical lift
+    np.testing.assert_allclose(pos - pos[:, :1], expected - expected[:, :1], atol=1e-3)
+    np.testing.assert_allclose(clip.root_pos[:, :2], original.root_pos[:, :2] - original.root_pos[0, :2], atol=1e-4)
+    assert np.abs(clip.root_pos[:, 2] - original.root_pos[:, 2]).max() < 0.05
 
 
 def test_split_segment_takes_its_fraction_of_the_source_rotation(walk, humanoid, tmp_path):
