@@ -6,18 +6,18 @@ Readable top to bottom:
 2. `source_motion`: source BVH -> per-frame global rotations and joint positions in charctl's world
    (z-up, metres, facing +x). A BVH rest pose is its OFFSET pose with zero rotations, so a source global
    rotation *is* the rotation relative to the source rest pose.
-3. `transfer`: each mapped target joint takes its source joint's global rest-relative rotation, corrected
-   once by the rotation that turns the target's rest bone directions into the source's (T-pose arms onto
-   arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, hinges
+3. `transfer`: each mapped target joint takes its source joint's global rest-relative rotation; a limb
+   bone is corrected once by the shortest arc turning its rest direction into the source's (T-pose arms
+   onto arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, hinges
    projected onto their axis and clamped to limits (children compensate, keeping their global rotations).
-4. Root translation scaled by the ratio of leg lengths (root height over the feet in the two rest poses).
-5. Resample to the character's frame rate (slerp), then `ground`: lift or lower the root per frame so the
-   lowest foot in contact sits at height 0 and no collision shape of any body goes below the ground.
+   Root translation is scaled by the ratio of leg lengths (root height over the feet at rest).
+4. `resample` to the character's frame rate (slerp), `enforce_limits` again.
+5. `ground`: lift or lower the root per frame so the lowest foot in contact sits at height 0 and no
+   collision shape of any body goes below the ground.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +175,14 @@ def source_motion(bvh: Bvh, path: Path, rmap: RetargetMap) -> SourceMotion:
         raise CharctlError(f"{path}: needs at least 2 frames to retarget, has {num_frames}")
     if not bvh.frame_time > 0:
         raise CharctlError(f"{path}: Frame Time must be positive, got {bvh.frame_time}")
+    bad_rows = np.flatnonzero(~np.isfinite(bvh.motion).all(axis=1))
+    if len(bad_rows):
+        raise CharctlError(f"{path}: frame {bad_rows[0]}: a channel value is not a finite number")
+    for joint in bvh.joints:
+        kinds = [c.lower() for c in joint.channels]
+        if any(len(c) != 9 or c[0] not in "xyz" or c[1:] not in ("position", "rotation") for c in kinds) \
+                or sum(c.endswith("rotation") for c in kinds) > 3:
+            raise CharctlError(f"{path}: joint '{joint.name}': unsupported channels {' '.join(joint.channels)}")
     to_world = rmap.axes_rotation()
     num_joints = len(bvh.joints)
     global_rot = [None] * num_joints
