@@ -114,8 +114,10 @@ def synthetic_walk():
     return t, root, local, contacts
 
 
-def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES, order="ZYX", fps=FPS) -> None:
-    """A BVH as CMU's conversions write it: root with 6 channels, ZYX rotation channels, one row per frame."""
+def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES, order="ZYX", fps=FPS,
+                  all_positions=False) -> None:
+    """A BVH as CMU's conversions write it: root with 6 channels, ZYX rotation channels, one row per frame.
+    (`all_positions`: 6 channels on every joint, the translation repeating the offset, as SFU's files do.)"""
     parents = {name: parent for name, parent, _ in skeleton}
     offsets = {name: offset for name, _, offset in skeleton}
     children = {name: [c for c, p, _ in skeleton if p == name] for name in parents}
@@ -127,7 +129,7 @@ def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_S
         o = offsets[name]
         lines.extend([f"{pad}{'ROOT' if parents[name] is None else 'JOINT'} {name}", f"{pad}{{",
                       f"{pad}  OFFSET {o[0]:.5f} {o[1]:.5f} {o[2]:.5f}"])
-        position = "Xposition Yposition Zposition " if parents[name] is None else ""
+        position = "Xposition Yposition Zposition " if parents[name] is None or all_positions else ""
         rotations = " ".join(f"{axis}rotation" for axis in order)
         lines.append(f"{pad}  CHANNELS {6 if position else 3} {position}{rotations}")
         for child in children[name]:
@@ -140,7 +142,13 @@ def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_S
     emit(skeleton[0][0], 0)
     lines += ["MOTION", f"Frames: {len(t)}", f"Frame Time: {1.0 / fps:.8f}"]
     identity = Rotation.identity(len(t))
-    columns = [root] + [local.get(name, identity).as_euler(order, degrees=True) for name in visited]
+    columns = []
+    for name in visited:
+        if parents[name] is None:
+            columns.append(root)
+        elif all_positions:
+            columns.append(np.tile(offsets[name], (len(t), 1)))
+        columns.append(local.get(name, identity).as_euler(order, degrees=True))
     for row in np.concatenate(columns, axis=1):
         lines.append(" ".join(f"{v:.9f}" for v in row))
     path.write_text("\n".join(lines) + "\n")
@@ -290,7 +298,8 @@ FOREIGN_TO_WORLD = Rotation.from_matrix([[0, 0, 1], [1, 0, 0], [0, 1, 0]])  # x 
 
 def export_foreign_bvh(path: Path, character, motion, fps: float) -> None:
     """A character's clip as a third-party BVH would have it: joints renamed, centimetres, y-up facing +z,
-    rest pose = the character's, ZXY channels. Retargeting it back must give the clip again."""
+    rest pose = the character's, ZXY channels, 6 channels on every joint. Retargeting it back must give the
+    clip again."""
     identity = np.tile([0.0, 0, 0, 1], (character.num_joints, 1))
     rest_pos, rest_rot = forward_kinematics(character, np.zeros(3), Rotation.from_euler("x", 90, degrees=True).as_quat(),
                                             identity)
@@ -305,7 +314,8 @@ def export_foreign_bvh(path: Path, character, motion, fps: float) -> None:
         skeleton.append((f"J_{joint.name}", parent, tuple(offset)))
         local[f"J_{joint.name}"] = world[k] if parent is None else world[joint.parent].inv() * world[k]
     t = np.arange(len(motion.root_pos)) / fps
-    write_cmu_bvh(path, t, to_foreign.apply(motion.root_pos) * 100, local, skeleton, {}, order="ZXY", fps=fps)
+    write_cmu_bvh(path, t, to_foreign.apply(motion.root_pos) * 100, local, skeleton, {}, order="ZXY", fps=fps,
+                  all_positions=True)
 
 
 @pytest.mark.skipif(not DEEPMIMIC_WALK.exists(), reason="DeepMimic reference data not present")
