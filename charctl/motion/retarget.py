@@ -36,9 +36,9 @@ AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2,
 MAP_KEYS = {"source", "root_scale", "clamp_ball_joints", "joints"}
 SOURCE_KEYS = {"scale", "up", "forward"}
 
-# Contact detection on the retargeted clip (see `ground`): a ground-contact body is in contact when its
-# lowest point is within CONTACT_HEIGHT of that body's lowest height over the clip and it moves slower
-# than CONTACT_SPEED horizontally. A planted foot moves ~0 m/s; a swinging one 1-5 m/s.
+# Contact detection on the retargeted clip (see `ground`): a ground-contact body is in contact when it
+# moves slower than CONTACT_SPEED horizontally and its lowest point is within CONTACT_HEIGHT of its
+# ground level. A planted foot moves ~0 m/s (its joint < 0.5 m/s while the heel rolls), a swinging one 1-8 m/s.
 CONTACT_HEIGHT = 0.04  # metres
 CONTACT_SPEED = 0.5  # metres per second
 
@@ -423,8 +423,8 @@ def lowest_points(character: Character, shapes: list[Shape], pos: np.ndarray, ro
 def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     """Move the root vertically, per frame, so feet in contact touch height 0 and nothing is below it.
 
-    Contact frames of a ground-contact body: its lowest point is within CONTACT_HEIGHT of its lowest over
-    the clip and it moves slower than CONTACT_SPEED. At those frames the lowest foot in contact is put at
+    Contact frames of a ground-contact body: it moves slower than CONTACT_SPEED and its lowest point is
+    within CONTACT_HEIGHT of its ground level (its median height over its slow frames). At those frames the lowest foot in contact is put at
     0; between them the lift is interpolated linearly (flight phases, swing); then every frame is raised
     as needed so no body's collision shape is below the ground. A clip without any contact frame is
     shifted as a whole so its lowest point over the clip is at 0.
@@ -435,7 +435,12 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     feet = list(character.ground_contact_bodies)
     foot_low = low[:, feet]
     speed = np.linalg.norm(np.gradient(pos[:, feet, :2], motion.frame_time, axis=0), axis=-1)
-    contact = (foot_low - foot_low.min(axis=0) < CONTACT_HEIGHT) & (speed < CONTACT_SPEED)  # (F, feet)
+    slow = speed < CONTACT_SPEED  # (F, feet)
+    # Each foot's ground level: its median height while slow (robust to a landing that dips into the
+    # floor, as DeepMimic's run does by 7 cm), or its lowest height if it never slows down.
+    level = np.array([np.median(foot_low[slow[:, i], i]) if slow[:, i].any() else foot_low[:, i].min()
+                      for i in range(len(feet))])
+    contact = slow & (foot_low - level < CONTACT_HEIGHT)
     frames = np.flatnonzero(contact.any(axis=1))
     if len(frames):
         lowest_contact = np.where(contact, foot_low, np.inf).min(axis=1)
