@@ -1,0 +1,1 @@
+"""Motion clips: BVH files, the DeepMimic importer, the Clip sampler and retargeting."""

@@ -1,0 +1,139 @@
+"""The one place for rotation math. Quaternions are xyzw (scipy and PyBullet order); arrays may be batched.
+
+Most functions go through scipy.spatial.transform.Rotation. `quat_mul`, `quat_rotate` and `quat_conj` are
+plain numpy: forward kinematics and the reward call them every environment step on small batches, where
+building Rotation objects costs more than the arithmetic (tests check them against scipy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+# The world is z-up and DeepMimic's (and BVH's) frames are y-up: a standing character's root carries this turn.
+Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True)
+IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b (apply b, then a), broadcasting over leading dimensions."""
+    ax, ay, az, aw = np.moveaxis(a, -1, 0)
+    bx, by, bz, bw = np.moveaxis(b, -1, 0)
+    return np.stack([
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+        aw * bw - ax * bx - ay * by - az * bz,
+    ], axis=-1)
+
+
+def quat_conj(q: np.ndarray) -> np.ndarray:
+    """Inverse of a unit quaternion."""
+    return q * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v (..., 3) by unit quaternions q (..., 4)."""
+    xyz, w = q[..., :3], q[..., 3:]
+    t = 2.0 * np.cross(xyz, v)
+    return v + w * t + np.cross(xyz, t)
+
+
+def normalize(q: np.ndarray) -> np.ndarray:
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def canonical(q: np.ndarray) -> np.ndarray:
+    """The representative with w >= 0 (q and -q are the same rotation)."""
+    return np.where(q[..., 3:] < 0, -q, q)
+
+
+def quat_from_rotvec(v: np.ndarray) -> np.ndarray:
+    """Exponential map: axis * angle (..., 3) -> quaternion (..., 4)."""
+    v = np.asarray(v, dtype=np.float64)
+    return Rotation.from_rotvec(v.reshape(-1, 3)).as_quat().reshape(v.shape[:-1] + (4,))
+
+
+def rotvec_from_quat(q: np.ndarray) -> np.ndarray:
+    """Logarithm map: quaternion -> axis * angle with angle in [0, pi]."""
+    q = np.asarray(q, dtype=np.float64)
+    return Rotation.from_quat(q.reshape(-1, 4)).as_rotvec().reshape(q.shape[:-1] + (3,))
+
+
+def rotation_angle(q: np.ndarray) -> np.ndarray:
+    """Angle in [0, pi] of each rotation (e.g. of a quaternion difference)."""
+    w = np.clip(np.abs(q[..., 3]) / np.linalg.norm(q, axis=-1), 0.0, 1.0)
+    return 2.0 * np.arccos(w)
+
+
+def quat_diff_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle of the rotation taking a to b."""
+    return rotation_angle(quat_mul(quat_conj(a), b))
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray | float) -> np.ndarray:
+    """Spherical interpolation from q0 (w = 0) to q1 (w = 1), elementwise over leading dimensions."""
+    w = np.asarray(w, dtype=np.float64)
+    rel = rotvec_from_quat(quat_mul(quat_conj(q0), q1))
+    return quat_mul(q0, quat_from_rotvec(rel * w[..., None]))
+
+
+def angular_velocity_world(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:
+    """Angular velocity in the world frame turning q0 into q1 in dt."""
+    return rotvec_from_quat(quat_mul(q1, quat_conj(q0))) / dt
+
+
+def angular_velocity_local(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:
+    """Angular velocity in the rotating (child) frame turning q0 into q1 in dt."""
+    return rotvec_from_quat(quat_mul(quat_conj(q0), q1)) / dt
+
+
+def heading(q: np.ndarray) -> np.ndarray:
+    """Heading angle about the world z axis: direction of the rotated +x axis projected on the ground."""
+    forward = quat_rotate(q, np.broadcast_to([1.0, 0.0, 0.0], np.shape(q)[:-1] + (3,)))
+    return np.arctan2(forward[..., 1], forward[..., 0])
+
+
+def z_rotation(angle: np.ndarray | float) -> np.ndarray:
+    """Quaternion of a rotation by `angle` about the world z axis."""
+    half = 0.5 * np.asarray(angle, dtype=np.float64)
+    zeros = np.zeros_like(half)
+    return np.stack([zeros, zeros, np.sin(half), np.cos(half)], axis=-1)
+
+
+def heading_inverse(q: np.ndarray) -> np.ndarray:
+    """Rotation that takes the world into q's heading frame (removes the heading, keeps tilt)."""
+    return z_rotation(-heading(q))
+
+
+def hinge_quat(angle: np.ndarray | float, axis: np.ndarray) -> np.ndarray:
+    angle = np.asarray(angle, dtype=np.float64)
+    return quat_from_rotvec(angle[..., None] * np.asarray(axis, dtype=np.float64))
+
+
+def hinge_angle(q: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Signed angle about `axis` (the rotation's component along the axis)."""
+    return rotvec_from_quat(q) @ np.asarray(axis, dtype=np.float64)
+
+
+def quat_from_euler(seq: str, angles_deg: np.ndarray) -> np.ndarray:
+    """BVH-style Euler angles in degrees, `seq` uppercase for intrinsic rotations (e.g. 'ZYX')."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    return Rotation.from_euler(seq, angles_deg.reshape(-1, len(seq)), degrees=True).as_quat().reshape(
+        angles_deg.shape[:-1] + (4,))
+
+
+def euler_from_quat(seq: str, q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    return Rotation.from_quat(q.reshape(-1, 4)).as_euler(seq, degrees=True).reshape(q.shape[:-1] + (len(seq),))
+
+
+def apply_y_up_to_z_up(pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Root position and rotation from a y-up world (DeepMimic, BVH) into charctl's z-up world."""
+    up = Y_UP_TO_Z_UP.as_quat()
+    return quat_rotate(up, pos), quat_mul(up, rot)
+
+
+def apply_z_up_to_y_up(pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    down = Y_UP_TO_Z_UP.inv().as_quat()
+    return quat_rotate(down, pos), quat_mul(down, rot)
