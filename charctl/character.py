@@ -25,7 +25,7 @@ JOINT_DOF = {"root": 6, "spherical": 3, "revolute": 1, "fixed": 0}
 ACTION_SIZE = {"root": 0, "spherical": 3, "revolute": 1, "fixed": 0}  # exp map per ball joint, angle per hinge
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
 class Joint:
     name: str
     kind: str  # "root" | "spherical" | "revolute" | "fixed"
@@ -48,14 +48,14 @@ class Joint:
         return ACTION_SIZE[self.kind]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
 class Body:
     name: str
     mass: float
     com: np.ndarray  # (3,) centre of mass in the joint frame
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
 class Character:
     name: str
     urdf_path: Path
