@@ -173,9 +173,9 @@ def walk(tmp_path_factory):
 
 
 def load_output(path, character):
-    from charctl.motion.clip import load_clip
+    from charctl.motion.clip import load_clip_file
 
-    return load_clip(path, character)
+    return load_clip_file(character, path)
 
 
 def body_lowest(character, clip):
@@ -200,7 +200,7 @@ def test_output_loads_with_the_source_duration_at_60_fps(walk, humanoid):
     assert clip.frame_time == pytest.approx(1 / 60, abs=1e-6)
     assert clip.duration == pytest.approx(walk["t"][-1], abs=0.5 / 60)
     assert clip.joint_rot.shape == (clip.num_frames, humanoid.num_joints, 4)
-    assert clip.loop == "none"
+    assert clip.loop is False
 
 
 def test_feet_touch_the_ground_when_planted_and_nothing_goes_below(walk, humanoid):
@@ -389,7 +389,7 @@ def test_deepmimic_txt_through_the_same_command(humanoid, tmp_path):
     clip = load_output(tmp_path / "humanoid_dmwalk.bvh", humanoid)
     source = read_deepmimic_motion(DEEPMIMIC_WALK, humanoid)
     assert clip.num_frames == source.num_frames
-    assert clip.loop == source.loop == "wrap"
+    assert clip.loop is source.loop is True
     np.testing.assert_allclose(clip.root_pos, source.root_pos, atol=1e-5)
 
 

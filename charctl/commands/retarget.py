@@ -44,9 +44,11 @@ def run(args) -> int:
     if not args.source.is_file():
         raise CharctlError(f"{args.source}: source file not found")
     character = load_character(args.character)
-    out_path = (args.out_dir or MOTIONS_DIR) / f"{character.name}_{args.name}.bvh"
-    if out_path.exists() and not args.force:
-        raise CharctlError(f"{out_path}: already exists (pass --force to overwrite)")
+    out_dir = args.out_dir or MOTIONS_DIR
+    out_path = out_dir / f"{character.name}_{args.name}.bvh"  # and its sidecar .yaml (Clip.save)
+    for existing in (out_path, out_path.with_suffix(".yaml")):
+        if existing.exists() and not args.force:
+            raise CharctlError(f"{existing}: already exists (pass --force to overwrite)")
 
     if args.source.suffix.lower() == ".txt":
         clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop)
@@ -61,7 +63,7 @@ def run(args) -> int:
     else:
         raise CharctlError(f"{args.source}: unknown source type '{args.source.suffix}' (expected .bvh or .txt)")
 
-    retarget.save(clip, out_path)
+    out_path = clip.save(directory=out_dir, source=str(args.source))
     print(f"wrote {out_path}: {clip.num_frames} frames at {1.0 / clip.frame_time:g} fps, "
-          f"{clip.duration:.3f} s, loop {clip.loop}")
+          f"{clip.duration:.3f} s, loop {'wrap' if clip.loop else 'none'}")
     return 0

@@ -30,8 +30,8 @@ from charctl.errors import CharctlError
 from charctl.kinematics import forward_kinematics
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
+from charctl.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
 
-Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True)  # a standing character's root rotation
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
 MAP_KEYS = {"source", "root_scale", "clamp_ball_joints", "joints"}
 SOURCE_KEYS = {"scale", "up", "forward"}
@@ -175,9 +175,6 @@ def source_motion(bvh: Bvh, path: Path, rmap: RetargetMap) -> SourceMotion:
         raise CharctlError(f"{path}: needs at least 2 frames to retarget, has {num_frames}")
     if not bvh.frame_time > 0:
         raise CharctlError(f"{path}: Frame Time must be positive, got {bvh.frame_time}")
-    bad_rows = np.flatnonzero(~np.isfinite(bvh.motion).all(axis=1))
-    if len(bad_rows):
-        raise CharctlError(f"{path}: frame {bad_rows[0]}: a channel value is not a finite number")
     for joint in bvh.joints:
         kinds = [c.lower() for c in joint.channels]
         if any(len(c) != 9 or c[0] not in "xyz" or c[1:] not in ("position", "rotation") for c in kinds) \
@@ -196,7 +193,8 @@ def source_motion(bvh: Bvh, path: Path, rmap: RetargetMap) -> SourceMotion:
         rot_cols = [i for i, c in enumerate(kinds) if c.endswith("rotation")]
         # BVH: the local rotation is the product of the rotation channels in the order listed (intrinsic).
         seq = "".join(kinds[i][0].upper() for i in rot_cols)
-        local = Rotation.from_euler(seq, values[:, rot_cols], degrees=True) if rot_cols else Rotation.identity(num_frames)
+        local = Rotation.from_quat(quat_from_euler(seq, values[:, rot_cols])) if rot_cols \
+            else Rotation.identity(num_frames)
         translation = np.broadcast_to(joint.offset, (num_frames, 3)).copy()
         pos_cols = {c[0]: i for i, c in enumerate(kinds) if c.endswith("position")}
         if pos_cols:
@@ -464,13 +462,9 @@ def resample(motion: TargetMotion, fps: float) -> TargetMotion:
     i0 = np.minimum(np.floor(x).astype(int), len(motion.root_pos) - 2)
     alpha = (x - i0)[:, None]
     root_pos = (1 - alpha) * motion.root_pos[i0] + alpha * motion.root_pos[i0 + 1]
-
-    def slerp(quat):  # (F, ..., 4)
-        r0, r1 = Rotation.from_quat(quat[i0]), Rotation.from_quat(quat[i0 + 1])
-        a = alpha.reshape(-1, *([1] * (quat.ndim - 2)))
-        return (r0 * Rotation.from_rotvec((r0.inv() * r1).as_rotvec() * a[..., None])).as_quat()
-
-    return TargetMotion(root_pos, slerp(motion.root_rot), slerp(motion.joint_rot), frame_time)
+    root_rot = slerp(motion.root_rot[i0], motion.root_rot[i0 + 1], alpha[:, 0])
+    joint_rot = slerp(motion.joint_rot[i0], motion.joint_rot[i0 + 1], alpha)
+    return TargetMotion(root_pos, root_rot, joint_rot, frame_time)
 
 
 def enforce_limits(character: Character, motion: TargetMotion, clamp_ball_joints: bool) -> TargetMotion:
@@ -493,7 +487,7 @@ def retarget_bvh(source_path: Path, character: Character, map_path: Path, name: 
     motion = enforce_limits(character, resample(motion, fps), clamp)
     motion = ground(character, motion)
     return Clip(character=character, name=name, frame_time=motion.frame_time, root_pos=motion.root_pos,
-                root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop)
+                root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop == "wrap")
 
 
 def import_deepmimic(source_path: Path, character: Character, name: str, loop: str | None = None) -> Clip:
@@ -503,10 +497,4 @@ def import_deepmimic(source_path: Path, character: Character, name: str, loop: s
     from charctl.motion.deepmimic import read_deepmimic_motion
 
     clip = read_deepmimic_motion(Path(source_path), character)
-    return dataclasses.replace(clip, name=name, loop=loop or clip.loop)
-
-
-def save(clip: Clip, path: Path) -> None:
-    from charctl.motion.clip import save_clip
-
-    save_clip(clip, path)
+    return dataclasses.replace(clip, name=name, loop=clip.loop if loop is None else loop == "wrap")
