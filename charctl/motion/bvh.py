@@ -199,7 +199,7 @@ def format_bvh(bvh: Bvh) -> str:
         for child in children.get(i, []):
             write(child, depth + 1)
         if joint.end_site is not None:
-            out += [f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {_fmt(joint.end_site)}", f"{pad}  }}"]
+            out.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {_fmt(joint.end_site)}", f"{pad}  }}"])
         out.append(f"{pad}}}")
 
     roots = children.get(-1, [])
