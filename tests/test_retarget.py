@@ -388,9 +388,12 @@ def test_deepmimic_txt_through_the_same_command(humanoid, tmp_path):
                  "--out-dir", str(tmp_path)]) == 0
     clip = load_output(tmp_path / "humanoid_dmwalk.bvh", humanoid)
     source = read_deepmimic_motion(DEEPMIMIC_WALK, humanoid)
-    assert clip.num_frames == source.num_frames
+    assert source.frame_time == pytest.approx(1 / 30, abs=1e-4)  # DeepMimic's walk: resampled to 60 fps
+    assert clip.frame_time == pytest.approx(1 / 60) and clip.num_frames == 2 * source.num_frames - 1
     assert clip.loop is source.loop is True
-    np.testing.assert_allclose(clip.root_pos, source.root_pos, atol=1e-5)
+    expected, _ = forward_kinematics(humanoid, source.root_pos, source.root_rot, source.joint_rot)
+    pos, _ = forward_kinematics(humanoid, clip.root_pos, clip.root_rot, clip.joint_rot)
+    np.testing.assert_allclose(pos[::2], expected, atol=1e-3)  # every other frame is a source frame
 
 
 # ---------------------------------------------------------------------------------------- bad input

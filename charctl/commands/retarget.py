@@ -50,14 +50,14 @@ def run(args) -> int:
         if existing.exists() and not args.force:
             raise CharctlError(f"{existing}: already exists (pass --force to overwrite)")
 
+    fps = args.fps or float(character.settings.get("fps", 60.0))
+    if not fps > 0:
+        raise CharctlError(f"--fps must be positive, got {fps}")
     if args.source.suffix.lower() == ".txt":
-        clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop)
+        clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop, fps=fps)
     elif args.source.suffix.lower() == ".bvh":
         if args.map is None:
             raise CharctlError(f"{args.source}: a BVH source needs --map MAP.yaml (see configs/retarget/)")
-        fps = args.fps or float(character.settings.get("fps", 60.0))
-        if not fps > 0:
-            raise CharctlError(f"--fps must be positive, got {fps}")
         clip = retarget.retarget_bvh(args.source, character, args.map, args.name, fps=fps,
                                      loop=args.loop or "none", clamp_ball_joints=args.clamp_ball_joints)
     else:

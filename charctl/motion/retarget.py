@@ -490,11 +490,18 @@ def retarget_bvh(source_path: Path, character: Character, map_path: Path, name: 
                 root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop == "wrap")
 
 
-def import_deepmimic(source_path: Path, character: Character, name: str, loop: str | None = None) -> Clip:
-    """A DeepMimic .txt clip of this character: read by the importer, renamed, loop flag optionally overridden."""
+def import_deepmimic(source_path: Path, character: Character, name: str, loop: str | None = None,
+                     fps: float = 60.0) -> Clip:
+    """A DeepMimic .txt clip of this character, read by the importer, resampled to `fps` if its frame rate
+    differs (DeepMimic's walk and run are at 30 fps, its backflip at 16), loop flag optionally overridden."""
     import dataclasses
 
     from charctl.motion.deepmimic import read_deepmimic_motion
 
     clip = read_deepmimic_motion(Path(source_path), character)
-    return dataclasses.replace(clip, name=name, loop=clip.loop if loop is None else loop == "wrap")
+    clip = dataclasses.replace(clip, name=name, loop=clip.loop if loop is None else loop == "wrap")
+    if abs(clip.frame_time * fps - 1.0) > 1e-3:
+        motion = resample(TargetMotion(clip.root_pos, clip.root_rot, clip.joint_rot, clip.frame_time), fps)
+        clip = dataclasses.replace(clip, frame_time=motion.frame_time, root_pos=motion.root_pos,
+                                   root_rot=motion.root_rot, joint_rot=motion.joint_rot)
+    return clip
