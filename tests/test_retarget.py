@@ -293,6 +293,24 @@ def test_source_rest_pose_is_reproduced_through_the_rest_alignment(humanoid, tmp
     assert body_lowest(humanoid, clip).min() == pytest.approx(0.0, abs=1e-9)
 
 
+def test_ball_joints_are_clamped_to_their_limits_only_when_asked(humanoid, tmp_path):
+    """A source bending its upper spine 90 degrees forward: the chest's limit is 1.2 rad per axis."""
+    t = np.arange(5) / FPS
+    root = np.tile([0.0, 17.0, 0.0], (5, 1))
+    bend = {"Spine1": Rotation.from_euler("x", np.linspace(0, 90, 5)[:, None], degrees=True)}
+    source = tmp_path / "bend.bvh"
+    write_cmu_bvh(source, t, root, bend, CMU_REST, {})
+    chest = humanoid.joint_index("chest")
+    low, high = humanoid.joints[chest].limits.T
+    free = retarget.retarget_bvh(source, humanoid, CMU_MAP, "bend")
+    clamped = retarget.retarget_bvh(source, humanoid, CMU_MAP, "bend", clamp_ball_joints=True)
+    free_rv = Rotation.from_quat(free.joint_rot[:, chest]).as_rotvec()
+    clamped_rv = Rotation.from_quat(clamped.joint_rot[:, chest]).as_rotvec()
+    assert np.abs(free_rv).max() == pytest.approx(np.pi / 2, abs=1e-6)
+    assert np.all(clamped_rv >= low - 1e-9) and np.all(clamped_rv <= high + 1e-9)
+    assert np.abs(clamped_rv).max() == pytest.approx(1.2, abs=1e-6)
+
+
 FOREIGN_TO_WORLD = Rotation.from_matrix([[0, 0, 1], [1, 0, 0], [0, 1, 0]])  # x left, y up, z forward -> ours
 
 
