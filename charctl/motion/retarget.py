@@ -72,7 +72,10 @@ def load_map(path: Path, character: Character) -> RetargetMap:
     path = Path(path)
     if not path.is_file():
         raise CharctlError(f"{path}: map file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise CharctlError(f"{path}: not a text file") from None
     try:
         spec = yaml.safe_load(text)
         lines = _joint_key_lines(text)
