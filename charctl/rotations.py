@@ -49,15 +49,26 @@ def canonical(q: np.ndarray) -> np.ndarray:
 
 
 def quat_from_rotvec(v: np.ndarray) -> np.ndarray:
-    """Exponential map: axis * angle (..., 3) -> quaternion (..., 4)."""
+    """Exponential map: axis * angle (..., 3) -> quaternion (..., 4). Plain numpy: called per env step."""
     v = np.asarray(v, dtype=np.float64)
-    return Rotation.from_rotvec(v.reshape(-1, 3)).as_quat().reshape(v.shape[:-1] + (4,))
+    angle = np.linalg.norm(v, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    # sin(a/2)/a, with its Taylor series near 0 where the division loses precision
+    small = angle < 1e-6
+    scale = np.where(small, 0.5 - angle * angle / 48.0, np.sin(half) / np.where(small, 1.0, angle))
+    return np.concatenate([v * scale, np.cos(half)], axis=-1)
 
 
 def rotvec_from_quat(q: np.ndarray) -> np.ndarray:
-    """Logarithm map: quaternion -> axis * angle with angle in [0, pi]."""
-    q = np.asarray(q, dtype=np.float64)
-    return Rotation.from_quat(q.reshape(-1, 4)).as_rotvec().reshape(q.shape[:-1] + (3,))
+    """Logarithm map: quaternion -> axis * angle with angle in [0, pi]. Plain numpy: called per env step."""
+    q = canonical(np.asarray(q, dtype=np.float64))
+    xyz, w = q[..., :3], q[..., 3:]
+    s = np.linalg.norm(xyz, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, w)
+    small = s < 1e-6
+    scale = np.where(small, 2.0 / np.where(small, w, 1.0) * (1.0 - s * s / (3.0 * w * w + 1e-300)),
+                     angle / np.where(small, 1.0, s))
+    return xyz * scale
 
 
 def rotation_angle(q: np.ndarray) -> np.ndarray:

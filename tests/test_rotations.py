@@ -1,0 +1,47 @@
+"""The numpy quaternion helpers agree with scipy's Rotation."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from charctl import rotations as rot
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_mul_rotate_conj_match_scipy(rng):
+    a, b = Rotation.random(50, random_state=1), Rotation.random(50, random_state=2)
+    v = rng.normal(size=(50, 3))
+    np.testing.assert_allclose(rot.canonical(rot.quat_mul(a.as_quat(), b.as_quat())), rot.canonical((a * b).as_quat()),
+                               atol=1e-12)
+    np.testing.assert_allclose(rot.quat_rotate(a.as_quat(), v), a.apply(v), atol=1e-12)
+    np.testing.assert_allclose(rot.quat_rotate(rot.quat_conj(a.as_quat()), v), a.inv().apply(v), atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e-8, 0.0, 3.14])
+def test_exp_and_log_maps_match_scipy(rng, scale):
+    v = rng.normal(size=(40, 3))
+    v = v / np.linalg.norm(v, axis=1, keepdims=True) * scale * rng.uniform(0.5, 1.0, size=(40, 1))
+    q = rot.quat_from_rotvec(v)
+    np.testing.assert_allclose(rot.canonical(q), rot.canonical(Rotation.from_rotvec(v).as_quat()), atol=1e-12)
+    np.testing.assert_allclose(rot.rotvec_from_quat(q), Rotation.from_quat(q).as_rotvec(), atol=1e-10)
+    np.testing.assert_allclose(rot.rotvec_from_quat(-q), v, atol=1e-10)  # both signs of a quaternion
+
+
+def test_slerp_halfway_and_heading():
+    a = Rotation.from_euler("z", 10, degrees=True).as_quat()
+    b = Rotation.from_euler("z", 50, degrees=True).as_quat()
+    mid = rot.slerp(a, b, 0.5)
+    assert rot.heading(mid) == pytest.approx(np.radians(30))
+    standing = (Rotation.from_euler("z", 1.0) * rot.Y_UP_TO_Z_UP).as_quat()
+    assert rot.heading(standing) == pytest.approx(1.0)
+    assert rot.heading(rot.quat_mul(rot.heading_inverse(standing), standing)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_hinge_round_trip():
+    axis = np.array([0.0, 0.0, 1.0])
+    angles = np.linspace(-3.0, 3.0, 13)
+    np.testing.assert_allclose(rot.hinge_angle(rot.hinge_quat(angles, axis), axis), angles, atol=1e-12)
