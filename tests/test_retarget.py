@@ -59,59 +59,71 @@ END_SITES = {"LeftToeBase": (0, 0, 2.0), "RightToeBase": (0, 0, 2.0), "Head": (0
 ELBOW_FLEX = np.radians(30.0)
 
 
-def gait(t: np.ndarray, phase: float):
-    """Ankle (forward z, height y) of one foot in inches, and whether it is planted."""
+def gait(t: np.ndarray, phase: float, unit: float):
+    """Ankle (forward z, height y) of one foot (inches x unit), and whether it is planted."""
     cycle = (t / PERIOD + phase) % 1.0
     k = np.floor(t / PERIOD + phase)
-    step = SPEED * PERIOD  # the foot moves one stride per cycle
+    step = SPEED * unit * PERIOD  # the foot moves one stride per cycle
     planted = cycle < STANCE
     # stance: fixed at the plant point; swing: smooth move to the next one, lifted by a sine bump
     s = np.clip((cycle - STANCE) / (1 - STANCE), 0, 1)
     smooth = s * s * (3 - 2 * s)
     plant = k * step - phase * step + 0.5 * STANCE * step
     z = np.where(planted, plant, plant + smooth * step)
-    y = ANKLE_HEIGHT + np.where(planted, 0.0, LIFT * np.sin(np.pi * s))
+    y = (ANKLE_HEIGHT + np.where(planted, 0.0, LIFT * np.sin(np.pi * s))) * unit
     return z, y, planted
 
 
-def leg_ik(hip_z, hip_y, ankle_z, ankle_y):
+def leg_ik(hip_z, hip_y, ankle_z, ankle_y, thigh_length, shin_length):
     """Thigh and shin angles from straight down (positive: forward) for a planar two-link leg."""
     dz, dy = ankle_z - hip_z, hip_y - ankle_y
     d = np.hypot(dz, dy)
-    assert np.all(d < THIGH + SHIN)
-    knee = np.arccos(np.clip((THIGH**2 + SHIN**2 - d**2) / (2 * THIGH * SHIN), -1, 1))  # interior angle
+    assert np.all(d < thigh_length + shin_length)
+    cos_knee = (thigh_length**2 + shin_length**2 - d**2) / (2 * thigh_length * shin_length)
+    knee = np.arccos(np.clip(cos_knee, -1, 1))  # interior angle
     reach = np.arctan2(dz, dy)
-    inner = np.arcsin(SHIN * np.sin(knee) / d)
+    inner = np.arcsin(shin_length * np.sin(knee) / d)
     thigh = reach + inner  # knee ahead of the line hip-ankle
     shin = thigh - (np.pi - knee)
     return thigh, shin
 
 
-def synthetic_walk():
-    """Per-frame local rotations (Rotation per joint), root position, and contact flags per foot."""
+def synthetic_walk(skeleton=SKELETON):
+    """A walk on `skeleton` (SKELETON or CMU_REST): local rotations per joint, root position, and per foot
+    the planted frames and the knee flexion. Legs are solved in world space, so a rest pose with splayed
+    legs (CMU's) is straightened by the hip rotation as in real CMU data; feet stay flat (rest-oriented)."""
+    offsets = {name: np.array(offset, dtype=float) for name, _, offset in skeleton}
+    unit = (np.linalg.norm(offsets["LeftLeg"]) + np.linalg.norm(offsets["LeftFoot"])) / (THIGH + SHIN)
+    down = np.array([0.0, -1.0, 0.0])
     t = np.arange(int(round(DURATION * FPS)) + 1) / FPS
     n = len(t)
-    root = np.stack([np.zeros(n), np.full(n, HIP_HEIGHT), SPEED * t], axis=1)
-    local = {name: Rotation.identity(n) for name, _, _ in SKELETON}
+    hip_drop = -(offsets["LHipJoint"] + offsets["LeftUpLeg"])[1]
+    root = np.stack([np.zeros(n), np.full(n, (HIP_HEIGHT - 2.0) * unit + hip_drop), SPEED * unit * t], axis=1)
+    local = {name: Rotation.identity(n) for name, _, _ in skeleton}
     local["Hips"] = Rotation.from_euler("y", 5.0 * np.sin(2 * np.pi * t / PERIOD)[:, None], degrees=True)
-    contacts = {}
+    contacts, knee_flex = {}, {}
     for side, phase, sign in (("Left", 0.0, 1.0), ("Right", 0.5, -1.0)):
         # The hips yaw a little: put the hip joint where it is, solve the leg in the sagittal plane.
-        hip = root + local["Hips"].apply([sign * 3.5, -2.0, 0.0])
-        ankle_z, ankle_y, planted = gait(t, phase)
-        thigh, shin = leg_ik(hip[:, 2], hip[:, 1], ankle_z, ankle_y)
-        hip_world = Rotation.from_euler("x", -thigh[:, None])  # rotation about x (left) by -a swings a leg forward
-        local[f"{side}UpLeg"] = local["Hips"].inv() * hip_world
-        local[f"{side}Leg"] = Rotation.from_euler("x", (thigh - shin)[:, None])
-        local[f"{side}Foot"] = Rotation.from_euler("x", shin[:, None])  # foot flat on the ground all the time
-        contacts[side] = planted
+        hip = root + local["Hips"].apply(offsets[f"{side[0]}HipJoint"] + offsets[f"{side}UpLeg"])
+        ankle_z, ankle_y, planted = gait(t, phase, unit)
+        thigh, shin = leg_ik(hip[:, 2], hip[:, 1], ankle_z, ankle_y, np.linalg.norm(offsets[f"{side}Leg"]),
+                             np.linalg.norm(offsets[f"{side}Foot"]))
+        straighten_thigh, _ = Rotation.align_vectors([down], [offsets[f"{side}Leg"]])
+        straighten_shin, _ = Rotation.align_vectors([down], [offsets[f"{side}Foot"]])
+        # world rotations: a bone's rest direction -> straight down -> swung forward about x (left) by -angle
+        thigh_world = Rotation.from_euler("x", -thigh[:, None]) * straighten_thigh
+        shin_world = Rotation.from_euler("x", -shin[:, None]) * straighten_shin
+        local[f"{side}UpLeg"] = local["Hips"].inv() * thigh_world
+        local[f"{side}Leg"] = thigh_world.inv() * shin_world
+        local[f"{side}Foot"] = shin_world.inv()  # the foot keeps its rest orientation: flat
+        contacts[side], knee_flex[side] = planted, thigh - shin
         # arms hang down from the T-pose and swing opposite to the leg, elbows bent forward
-        down = Rotation.from_euler("z", -sign * 80.0, degrees=True)
+        arm_down = Rotation.from_euler("z", -sign * 80.0, degrees=True)
         swing = Rotation.from_euler("x", 0.3 * np.sin(np.pi * 2 * (t / PERIOD + phase))[:, None] * sign)
-        local[f"{side}Arm"] = swing * down
+        local[f"{side}Arm"] = swing * arm_down
         local[f"{side}ForeArm"] = Rotation.from_euler("y", np.full((n, 1), -sign * ELBOW_FLEX))
     local["Spine"] = Rotation.from_euler("x", 0.05 * np.sin(4 * np.pi * t / PERIOD)[:, None])
-    return t, root, local, contacts
+    return dict(t=t, root=root, local=local, contacts=contacts, knee_flex=knee_flex, offsets=offsets)
 
 
 def write_cmu_bvh(path: Path, t, root, local, skeleton=SKELETON, end_sites=END_SITES, order="ZYX", fps=FPS,
@@ -159,17 +171,19 @@ def humanoid():
     return load_character("humanoid")
 
 
-@pytest.fixture(scope="module")
-def walk(tmp_path_factory):
-    """The synthetic source, and the clip `charctl retarget` makes of it."""
+@pytest.fixture(scope="module", params=["straight", "cmu"])
+def walk(request, tmp_path_factory):
+    """The synthetic source on a straight-legged skeleton and on CMU's rest pose (splayed legs, other
+    proportions), and the clip `charctl retarget` makes of it."""
     directory = tmp_path_factory.mktemp("retarget")
-    t, root, local, contacts = synthetic_walk()
+    skeleton, end_sites = (SKELETON, END_SITES) if request.param == "straight" else (CMU_REST, {})
+    walk = synthetic_walk(skeleton)
     source = directory / "07_01.bvh"
-    write_cmu_bvh(source, t, root, local)
+    write_cmu_bvh(source, walk["t"], walk["root"], walk["local"], skeleton, end_sites)
     code = main(["retarget", str(source), "--character", "humanoid", "--map", str(CMU_MAP), "--name", "walk",
                  "--out-dir", str(directory)])
     assert code == 0
-    return dict(source=source, out=directory / "humanoid_walk.bvh", t=t, contacts=contacts, local=local)
+    return dict(walk, source=source, out=directory / "humanoid_walk.bvh")
 
 
 def load_output(path, character):
@@ -225,10 +239,8 @@ def test_hinges_stay_on_their_axis_within_limits_and_carry_the_source_angles(wal
         assert angle.min() >= low - 1e-6 and angle.max() <= high + 1e-6, name
     # The synthetic knees flex by the IK's knee angle, the elbows by 30 degrees forward.
     t = np.arange(clip.num_frames) * clip.frame_time
-    local = walk["local"]
     for side in ("left", "right"):
-        flex = local[f"{side.capitalize()}Leg"].as_rotvec()[:, 0]  # rotation about the source's left axis
-        expected = -np.interp(t, walk["t"], flex)  # the humanoid's knee flexes to negative angles
+        expected = -np.interp(t, walk["t"], walk["knee_flex"][side.capitalize()])  # humanoid knees flex < 0
         np.testing.assert_allclose(angles[f"{side}_knee"], expected, atol=0.03)
         np.testing.assert_allclose(angles[f"{side}_elbow"], ELBOW_FLEX, atol=0.03)
 
@@ -236,17 +248,22 @@ def test_hinges_stay_on_their_axis_within_limits_and_carry_the_source_angles(wal
 def test_walk_moves_forward_along_x_upright(walk, humanoid):
     clip = load_output(walk["out"], humanoid)
     pos, _ = forward_kinematics(humanoid, clip.root_pos, clip.root_rot, clip.joint_rot)
-    # the source walks 48 inches along +z (its forward); the humanoid walks along +x, scaled by leg length
-    leg_ratio = (0.421546 + 0.40987) / ((2.0 + THIGH + SHIN) * 0.0254)  # root over ankle
+    # the source walks along +z (its forward); the humanoid along +x, scaled by the ratio of the root's
+    # rest heights over the ankles, both legs (source units cancel out; CMU's right leg is the longer)
+    o = walk["offsets"]
+    source_legs = -sum(o[f"{s[0]}HipJoint"] + o[f"{s}UpLeg"] + o[f"{s}Leg"] + o[f"{s}Foot"]
+                       for s in ("Left", "Right"))[1]
+    leg_ratio = 2 * (0.421546 + 0.40987) / source_legs
     distance = clip.root_pos[-1] - clip.root_pos[0]
-    assert distance[0] == pytest.approx(SPEED * DURATION * 0.0254 * leg_ratio, rel=0.05)
+    assert distance[0] == pytest.approx((walk["root"][-1, 2] - walk["root"][0, 2]) * leg_ratio, rel=1e-3)
     assert abs(distance[1]) < 0.02
     head, ankle = pos[:, humanoid.joint_index("neck"), 2], pos[:, humanoid.joint_index("left_ankle"), 2]
     assert np.all(head - ankle > 1.0)
     # the arms hang at the sides (from the source's T-pose rest through the rest alignment): left is +y
     assert np.all(pos[:, humanoid.joint_index("left_wrist"), 1] - pos[:, 0, 1] > 0.1)
     assert np.all(pos[:, humanoid.joint_index("right_wrist"), 1] - pos[:, 0, 1] < -0.1)
-    assert np.all(pos[:, humanoid.joint_index("left_wrist"), 2] < pos[:, humanoid.joint_index("left_shoulder"), 2] - 0.3)
+    wrist, shoulder = humanoid.joint_index("left_wrist"), humanoid.joint_index("left_shoulder")
+    assert np.all(pos[:, wrist, 2] < pos[:, shoulder, 2] - 0.3)
 
 
 # CMU's own rest pose (offsets as in the 31-joint conversions): legs splayed ~20 degrees, arms in a T-pose.
@@ -281,7 +298,8 @@ def test_source_rest_pose_is_reproduced_through_the_rest_alignment(humanoid, tmp
         return np.array([v[2], v[0], v[1]]) / np.linalg.norm(v)
 
     for joint, child, cmu_bone in [("left_hip", "left_knee", "LeftLeg"), ("left_knee", "left_ankle", "LeftFoot"),
-                                   ("right_hip", "right_knee", "RightLeg"), ("left_shoulder", "left_elbow", "LeftForeArm"),
+                                   ("right_hip", "right_knee", "RightLeg"),
+                                   ("left_shoulder", "left_elbow", "LeftForeArm"),
                                    ("right_shoulder", "right_elbow", "RightForeArm"),
                                    ("right_elbow", "right_wrist", "RightHand")]:
         bone = pos[0, humanoid.joint_index(child)] - pos[0, humanoid.joint_index(joint)]
@@ -319,8 +337,8 @@ def export_foreign_bvh(path: Path, character, motion, fps: float) -> None:
     rest pose = the character's, ZXY channels, 6 channels on every joint. Retargeting it back must give the
     clip again."""
     identity = np.tile([0.0, 0, 0, 1], (character.num_joints, 1))
-    rest_pos, rest_rot = forward_kinematics(character, np.zeros(3), Rotation.from_euler("x", 90, degrees=True).as_quat(),
-                                            identity)
+    standing = Rotation.from_euler("x", 90, degrees=True).as_quat()
+    rest_pos, rest_rot = forward_kinematics(character, np.zeros(3), standing, identity)
     _, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
     to_foreign = FOREIGN_TO_WORLD.inv()
     world = [to_foreign * Rotation.from_quat(rot[:, k]) * Rotation.from_quat(rest_rot[k]).inv() * FOREIGN_TO_WORLD

@@ -201,7 +201,8 @@ def source_motion(bvh: Bvh, path: Path, rmap: RetargetMap) -> SourceMotion:
         translation = np.broadcast_to(joint.offset, (num_frames, 3)).copy()
         pos_cols = {c[0]: i for i, c in enumerate(kinds) if c.endswith("position")}
         if pos_cols:
-            channel_xyz = np.stack([values[:, pos_cols[a]] if a in pos_cols else np.zeros(num_frames) for a in "xyz"], -1)
+            channel_xyz = np.stack([values[:, pos_cols[a]] if a in pos_cols else np.zeros(num_frames)
+                                    for a in "xyz"], axis=-1)
             # root: offset + channels; a non-root joint's position channels replace its offset (SFU, Mixamo).
             translation = translation + channel_xyz if joint.parent < 0 else channel_xyz
         if joint.parent < 0:
@@ -234,7 +235,8 @@ class TargetMotion:
     frame_time: float
 
 
-def resolve_map(rmap: RetargetMap, character: Character, src: SourceMotion, source_path: Path) -> dict[int, tuple[int, float]]:
+def resolve_map(rmap: RetargetMap, character: Character, src: SourceMotion,
+                source_path: Path) -> dict[int, tuple[int, float]]:
     """Target joint index -> (source joint index, fraction); names the map line of a missing source joint."""
     resolved = {}
     for target, spec in rmap.joints.items():
@@ -413,7 +415,8 @@ def lowest_points(character: Character, shapes: list[Shape], pos: np.ndarray, ro
         elif shape.kind == "capsule":  # a segment along local z, swept by a sphere
             low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0]
         elif shape.kind == "cylinder":
-            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0] * np.sqrt(1 - np.minimum(up[:, 2] ** 2, 1))
+            radial = np.sqrt(1 - np.minimum(up[:, 2] ** 2, 1))  # how far the end discs tilt
+            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0] * radial
         else:  # box: the support function of its half extents
             low = centre_z - np.abs(up) @ (shape.size / 2)
         lowest[:, b] = low if not has_shape[b] else np.minimum(lowest[:, b], low)
@@ -425,10 +428,10 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     """Move the root vertically, per frame, so feet in contact touch height 0 and nothing is below it.
 
     Contact frames of a ground-contact body: it moves slower than CONTACT_SPEED and its lowest point is
-    within CONTACT_HEIGHT of its ground level (its median height over its slow frames). At those frames the lowest foot in contact is put at
-    0; between them the lift is interpolated linearly (flight phases, swing); then every frame is raised
-    as needed so no body's collision shape is below the ground. A clip without any contact frame is
-    shifted as a whole so its lowest point over the clip is at 0.
+    within CONTACT_HEIGHT of its ground level (its median height over its slow frames). At those frames
+    the lowest foot in contact is put at 0; between them the lift is interpolated linearly (flight
+    phases, swing); then every frame is raised as needed so no body's collision shape is below the
+    ground. A clip without any contact frame is shifted as a whole so its lowest point is at 0.
     """
     shapes = collision_shapes(character)
     pos, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
