@@ -1,8 +1,11 @@
 """Retargeting a CMU-style BVH onto the humanoid, DeepMimic .txt through the same command, and bad input.
 
-The source is built here: CMU joint names, lengths in inches, "Zrotation Yrotation Xrotation" channels,
-120 fps, y-up and facing +z (as CMU's BVH conversions are), arms in a T-pose at rest. Its motion is a
-walk computed by two-link IK so each foot really is planted (fixed, flat) during its stance phase.
+The source is built here: CMU joint names, "Zrotation Yrotation Xrotation" channels, 120 fps, y-up and
+facing +z (as CMU's BVH conversions are), arms in a T-pose at rest; once on a straight-legged skeleton in
+inches and once on CMU's own rest pose (legs splayed ~20 degrees, CMU's length unit). Its motion is a walk
+computed by two-link IK so each foot really is planted (fixed, flat) during its stance phase. A clip of
+our own characters exported with foreign names, units, axes, channel order and rate must come back as it
+was (humanoid cartwheel, 82-DoF dog trot).
 """
 
 from pathlib import Path
