@@ -26,7 +26,7 @@ def test_state_reads_back_the_pose_it_was_set_to(character, motion):
     np.testing.assert_allclose(state.link_pos, pos, atol=1e-6)
     assert rot.quat_diff_angle(state.joint_rot[1:], pose.joint_rot[1:]).max() < 1e-6
     np.testing.assert_allclose(state.joint_ang_vel, pose.joint_ang_vel, atol=1e-6)
-    np.testing.assert_allclose(state.ang_vel, ang, atol=1e-5)  # PyBullet sums link velocities in float
+    np.testing.assert_allclose(state.ang_vel, ang, atol=1e-4)  # PyBullet: ~2e-5 rad/s off down the dog tail
     np.testing.assert_allclose(state.root_lin_vel, pose.root_lin_vel, atol=1e-6)
 
 
