@@ -44,15 +44,7 @@ class KinematicScene:
         """An RGB image (H, W, 3) of the character in `pose`, the camera looking at its root."""
         if self.body is not None:
             apply_pose(self.client, self.body, self.character, pose)
-        cam = self.camera
-        target = [float(pose.root_pos[0]), float(pose.root_pos[1]), 0.7 * float(pose.root_pos[2])]
-        view = pybullet.computeViewMatrixFromYawPitchRoll(target, cam.distance, cam.yaw, cam.pitch, 0, 2,
-                                                          physicsClientId=self.client)
-        proj = pybullet.computeProjectionMatrixFOV(cam.fov, cam.width / cam.height, 0.05, 50.0,
-                                                   physicsClientId=self.client)
-        _, _, rgba, _, _ = pybullet.getCameraImage(cam.width, cam.height, view, proj,
-                                                   renderer=pybullet.ER_TINY_RENDERER, physicsClientId=self.client)
-        return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
+        return render_client(self.client, pose.root_pos, self.camera)
 
     def close(self) -> None:
         if self.client is not None:
@@ -64,6 +56,18 @@ class KinematicScene:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def render_client(client: int, target: np.ndarray, camera: Camera | None = None) -> np.ndarray:
+    """An RGB image (H, W, 3) of whatever a PyBullet client holds, the camera looking at `target`."""
+    cam = camera or Camera()
+    look_at = [float(target[0]), float(target[1]), 0.7 * float(target[2])]
+    view = pybullet.computeViewMatrixFromYawPitchRoll(look_at, cam.distance, cam.yaw, cam.pitch, 0, 2,
+                                                      physicsClientId=client)
+    proj = pybullet.computeProjectionMatrixFOV(cam.fov, cam.width / cam.height, 0.05, 50.0, physicsClientId=client)
+    _, _, rgba, _, _ = pybullet.getCameraImage(cam.width, cam.height, view, proj, renderer=pybullet.ER_TINY_RENDERER,
+                                               physicsClientId=client)
+    return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
 
 
 def write_frames(path: Path, frames: list[np.ndarray], fps: float) -> None:

@@ -1,0 +1,82 @@
+"""Typed environment settings, read from configs/env/ (defaults, then the character's, then the clip's)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from charctl.errors import CharctlError
+from charctl.paths import CONFIGS_DIR
+from charctl.sim import SimConfig
+
+
+@dataclass
+class RewardConfig:
+    pose_weight: float = 0.5
+    pose_scale: float = 2.0
+    velocity_weight: float = 0.05
+    velocity_scale: float = 0.1
+    end_effector_weight: float = 0.15
+    end_effector_scale: float = 10.0
+    root_weight: float = 0.2
+    root_scale: float = 5.0
+    com_weight: float = 0.1
+    com_scale: float = 10.0
+
+
+@dataclass
+class EnvConfig:
+    time_limit: float = 20.0
+    sync_heading: bool = False
+    pd_target_velocity: bool = False
+    ground_contact_bodies: list[str] | None = None
+    sim: SimConfig = field(default_factory=SimConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _build(cls, values: dict, source: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise CharctlError(f"{source}: unknown key '{key}' (known: {', '.join(known)})")
+        nested = {"sim": SimConfig, "reward": RewardConfig}.get(key) if cls is EnvConfig else None
+        kwargs[key] = _build(nested, value or {}, f"{source}: {key}") if nested else value
+    return cls(**kwargs)
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise CharctlError(f"{path}: expected a mapping")
+    return data
+
+
+def load_env_config(character: str, motion: str, overrides: dict | None = None,
+                    directory: Path = CONFIGS_DIR / "env") -> EnvConfig:
+    values = _read(directory / "default.yaml")
+    per_character = _read(directory / f"{character}.yaml")
+    clips = per_character.pop("clips", {}) or {}
+    values = _merge(values, per_character)
+    values = _merge(values, clips.get(motion, {}) or {})
+    values = _merge(values, overrides or {})
+    return _build(EnvConfig, values, str(directory / f"{character}.yaml"))
+
+
+def config_to_dict(config: EnvConfig) -> dict:
+    return dataclasses.asdict(config)
