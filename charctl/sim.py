@@ -56,7 +56,8 @@ class Simulation:
         pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), **p)
         pybullet.setGravity(0, 0, self.config.gravity, **p)
         pybullet.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.config.physics_hz,
-                                           numSolverIterations=self.config.solver_iterations, numSubSteps=0, **p)
+                                           numSolverIterations=self.config.solver_iterations, numSubSteps=0,
+                                           deterministicOverlappingPairs=1, **p)
         self.plane = pybullet.loadURDF("plane.urdf", **p)
         pybullet.changeDynamics(self.plane, -1, lateralFriction=self.config.ground_friction, **p)
         flags = pybullet.URDF_USE_INERTIA_FROM_FILE | (pybullet.URDF_USE_SELF_COLLISION if __import__("os").environ.get("SELFCOL","1")=="1" else 0) | \
@@ -80,6 +81,9 @@ class Simulation:
         self._disable_default_motors()
         self._pd_command: dict | None = None
         self.base_com = character.bodies[0].com
+        # A fresh world to return to: without it, contact caches (solver warm starts) carried over from the last
+        # episode make the same seed and actions give different results after a reset.
+        self._clean_state = pybullet.saveState(**p)
 
     def _disable_default_motors(self) -> None:
         p = dict(physicsClientId=self.client)
@@ -92,6 +96,11 @@ class Simulation:
     # ------------------------------------------------------------------ control
     def set_pose(self, pose: Pose) -> None:
         apply_pose(self.client, self.body, self.character, pose)
+
+    def restart(self) -> None:
+        """Back to the world as loaded (no contacts, no motor commands), before setting a new start pose."""
+        pybullet.restoreState(self._clean_state, physicsClientId=self.client)
+        self._pd_command = None
 
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
         """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""

@@ -125,6 +125,7 @@ class ImitationEnv(gym.Env):
         self._turn, self._shift = rot.IDENTITY.copy(), np.zeros(3)
         self._cycle = int(np.floor(self.time / self.clip.duration)) if self.clip.duration > 0 else 0
         pose = self.reference_pose()
+        self.sim.restart()
         self.sim.set_pose(pose)
         lift = self.sim.penetration_depth()
         if lift > 0:  # start out of the ground, as DeepMimic does
