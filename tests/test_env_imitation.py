@@ -142,3 +142,37 @@ def test_two_worker_vector_env_runs_and_closes():
         assert reward.shape == (2,) and np.all((reward >= 0) & (reward <= 1))
     finally:
         envs.close()
+
+
+def test_a_killed_worker_is_reported_not_hung():
+    import os
+    import signal
+
+    from charctl.envs.vector import make_vector_env
+    from charctl.errors import CharctlError
+
+    envs = make_vector_env("charctl/HumanoidSpinkick-v0", {}, num_workers=2, seed=0)
+    try:
+        pid = envs.processes[1].pid
+        os.kill(pid, signal.SIGKILL)
+        envs.processes[1].join(timeout=5)
+        with pytest.raises(CharctlError, match=rf"worker 1 \(pid {pid}, exit code -9\) died"):
+            envs.step(envs.action_space.sample())
+    finally:
+        envs.close()
+
+
+def test_vector_env_is_deterministic_by_seed():
+    from charctl.envs.vector import make_vector_env
+
+    def run():
+        envs = make_vector_env("charctl/DogTrot-v0", {}, num_workers=2, seed=5)
+        try:
+            obs, _ = envs.reset(seed=5)
+            for _ in range(3):
+                obs, *_ = envs.step(envs.action_space.sample())
+            return obs
+        finally:
+            envs.close()
+
+    np.testing.assert_array_equal(run(), run())
