@@ -1,0 +1,16 @@
+"""`charctl bench env` prints the env rate, the raw physics rate and their ratio."""
+
+import re
+
+from charctl.cli import main
+
+
+def test_bench_env_reports_rates_and_ratio(capsys):
+    assert main(["bench", "env", "humanoid", "spinkick", "--seconds", "0.3"]) == 0
+    out = capsys.readouterr().out
+    env_rate = float(re.search(r"env control steps/s \(1 process\):\s+([\d.]+)", out).group(1))
+    raw_rate = float(re.search(r"raw physics control steps/s:\s+([\d.]+)", out).group(1))
+    ratio = float(re.search(r"ratio env / raw:\s+([\d.]+)", out).group(1))
+    assert env_rate > 0 and raw_rate > 0
+    assert abs(ratio - env_rate / raw_rate) < 0.01
+    assert "substeps 8" in out
