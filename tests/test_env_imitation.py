@@ -176,3 +176,19 @@ def test_vector_env_is_deterministic_by_seed():
             envs.close()
 
     np.testing.assert_array_equal(run(), run())
+
+
+def test_stable_baselines3_ppo_trains_on_it_unchanged():
+    """A generic trainer runs a few updates on two worker processes and closes cleanly."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    envs = make_vec_env("charctl/DogTrot-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
+                        vec_env_kwargs={"start_method": "fork"})
+    try:
+        model = PPO("MlpPolicy", envs, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+        model.learn(total_timesteps=64)
+        assert model.num_timesteps >= 64
+    finally:
+        envs.close()
