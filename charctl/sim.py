@@ -60,7 +60,7 @@ class Simulation:
                                            deterministicOverlappingPairs=1, **p)
         self.plane = pybullet.loadURDF("plane.urdf", **p)
         pybullet.changeDynamics(self.plane, -1, lateralFriction=self.config.ground_friction, **p)
-        flags = pybullet.URDF_USE_INERTIA_FROM_FILE | (pybullet.URDF_USE_SELF_COLLISION if __import__("os").environ.get("SELFCOL","1")=="1" else 0) | \
+        flags = pybullet.URDF_USE_INERTIA_FROM_FILE | pybullet.URDF_USE_SELF_COLLISION | \
             pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS  # no body collides with its parent (or ancestors)
         self.body = pybullet.loadURDF(str(character.urdf_path), flags=flags, **p)
         for link in range(-1, character.num_joints - 1):
