@@ -1,0 +1,160 @@
+"""The AWR update, as the authors' reference code does it.
+
+One update, given the replay buffer and how many new samples just arrived:
+  1. TD(lambda) targets for every stored sample with the current (previous iteration's) critic.
+  2. Critic fit: critic_steps x critic_batch_size minibatches (scaled by new samples / samples_per_iter),
+     loss 0.5 * mean((G / value_scale - V_norm)^2), momentum SGD.
+  3. Values and TD(lambda) targets again with the new critic; advantages A = G - V.
+  4. Weights w = min(exp(A_hat / temperature), weight_clip), A_hat = (A - mean) / (std + 1e-5).
+  5. Actor fit: actor_steps minibatches, loss -mean(w * log pi(a|s)) + bound penalty (+ optional L2).
+Minibatches walk through shuffled passes over all samples (as the reference), drawn from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from charctl.awr.buffer import EpisodeBuffer, FlatEpisodes
+from charctl.awr.config import AWRConfig
+from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer
+from charctl.awr.returns import lambda_returns
+from charctl.errors import CharctlError
+
+ADV_EPS = 1e-5
+VALUE_CHUNK = 65536  # critic evaluation batch over the buffer
+
+
+def advantage_weights(advantages: np.ndarray, config: AWRConfig) -> tuple[np.ndarray, dict]:
+    """Per-sample regression weights from advantages (or returns, without a baseline), and their statistics."""
+    mean, std = float(np.mean(advantages)), float(np.std(advantages))
+    scaled = (advantages - mean) / (std + ADV_EPS) if config.normalize_advantages else advantages
+    with np.errstate(over="ignore"):
+        raw = np.exp(scaled / config.temperature)
+    weights = np.minimum(raw, config.weight_clip)
+    stats = {"adv_mean": mean, "adv_std": std, "weight_mean": float(np.mean(raw)),
+             "weight_min": float(np.min(raw)), "weight_max": float(np.max(raw)),
+             "clipped_fraction": float(np.mean(raw > config.weight_clip))}
+    return weights.astype(np.float32), stats
+
+
+def action_bound_penalty(mean: torch.Tensor) -> torch.Tensor:
+    """0.5 * mean over the batch of the summed squared excess of the mean outside [-1, 1] (normalised units)."""
+    excess = torch.clamp(mean - 1.0, min=0.0) + torch.clamp(mean + 1.0, max=0.0)
+    return 0.5 * torch.square(excess).sum(-1).mean()
+
+
+class AWRAgent:
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: AWRConfig):
+        if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
+            raise CharctlError(f"env: observation space {observation_space} is not supported (Box of shape (n,))")
+        self.config = config
+        self.action = ActionSpec.from_space(action_space)
+        obs_size = observation_space.shape[0]
+        torch.manual_seed(config.seed)
+        self.actor = Actor(obs_size, self.action, config.actor_layers, config.actor_init_output_scale,
+                           config.action_std)
+        self.critic = Critic(obs_size, config.critic_layers)
+        self.actor_optimizer = torch.optim.SGD(self.actor.parameters(), lr=config.actor_lr,
+                                               momentum=config.actor_momentum)
+        self.critic_optimizer = torch.optim.SGD(self.critic.parameters(), lr=config.critic_lr,
+                                                momentum=config.critic_momentum)
+        self.normalizer = ObsNormalizer.for_space(observation_space, config.normalizer_std_floor, config.obs_clip)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.value_scale = config.effective_value_scale
+
+    # --- inference
+    def policy(self) -> NumpyPolicy:
+        return NumpyPolicy.from_actor(self.actor, self.normalizer)
+
+    @torch.no_grad()
+    def values(self, obs_norm: torch.Tensor) -> np.ndarray:
+        out = [self.critic(obs_norm[i:i + VALUE_CHUNK]) for i in range(0, len(obs_norm), VALUE_CHUNK)]
+        return (torch.cat(out) * self.value_scale).numpy()
+
+    def _targets(self, flat: FlatEpisodes, obs: torch.Tensor, final_obs: torch.Tensor):
+        values = self.values(obs)
+        returns = lambda_returns(flat.rewards, values, self.values(final_obs), flat.terminated, flat.episode_starts,
+                                 flat.episode_lengths, self.config.discount, self.config.effective_lambda)
+        return values, returns
+
+    # --- update
+    def _batches(self, count: int, batch_size: int, steps: int) -> torch.Tensor:
+        """[steps, batch_size] sample indices: consecutive slices of reshuffled passes over all samples."""
+        passes = math.ceil(steps * batch_size / count)
+        order = torch.cat([torch.randperm(count, generator=self.generator) for _ in range(passes)])
+        return order[:steps * batch_size].view(steps, batch_size)
+
+    def _actions_tensor(self, actions: np.ndarray) -> torch.Tensor:
+        if self.action.discrete:
+            return torch.from_numpy(np.asarray(actions, dtype=np.int64).reshape(-1))
+        return torch.from_numpy(((actions - self.action.centre) / self.action.scale).astype(np.float32))
+
+    def fit_critic(self, obs: torch.Tensor, targets: np.ndarray, steps: int) -> float:
+        targets_norm = torch.from_numpy((targets / self.value_scale).astype(np.float32))
+        total = torch.zeros(())
+        for idx in self._batches(len(obs), self.config.critic_batch_size, steps):
+            loss = 0.5 * torch.square(targets_norm[idx] - self.critic(obs[idx])).mean()
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.critic_optimizer.step()
+            total += loss.detach()
+        return float(total) / max(steps, 1)
+
+    def fit_actor(self, obs: torch.Tensor, actions: torch.Tensor, weights: np.ndarray, steps: int) -> float:
+        weights_t = torch.from_numpy(weights)
+        config, total = self.config, torch.zeros(())
+        for idx in self._batches(len(obs), config.actor_batch_size, steps):
+            output = self.actor(obs[idx])
+            loss = -(weights_t[idx] * self.actor.log_prob(output, actions[idx])).mean()
+            if not self.action.discrete and config.action_bound_weight:
+                loss = loss + config.action_bound_weight * action_bound_penalty(output)
+            if config.action_l2_weight:
+                loss = loss + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.actor_optimizer.step()
+            total += loss.detach()
+        return float(total) / max(steps, 1)
+
+    def update(self, buffer: EpisodeBuffer, new_samples: int) -> dict:
+        """One AWR update on everything in `buffer`; returns the iteration's statistics."""
+        config = self.config
+        flat = buffer.flat()
+        obs = torch.from_numpy(self.normalizer.normalize(flat.observations))
+        final_obs = torch.from_numpy(self.normalizer.normalize(flat.final_observations))
+        actions = self._actions_tensor(flat.actions)
+        scale = new_samples / config.samples_per_iter
+        critic_steps = math.ceil(config.critic_steps * scale)
+        actor_steps = math.ceil(config.actor_steps * scale)
+
+        _, targets = self._targets(flat, obs, final_obs)
+        critic_loss = self.fit_critic(obs, targets, critic_steps)
+
+        values, targets = self._targets(flat, obs, final_obs)
+        advantages = targets - values if config.baseline else targets
+        weights, stats = advantage_weights(advantages, config)
+        actor_loss = self.fit_actor(obs, actions, weights, actor_steps)
+
+        stats.update(critic_loss=critic_loss, actor_loss=actor_loss, critic_steps=critic_steps,
+                     actor_steps=actor_steps, value_mean=float(np.mean(values)), buffer_samples=len(flat),
+                     buffer_episodes=len(flat.episode_lengths))
+        return stats
+
+    # --- checkpointing (tensors and primitives only: torch.load(weights_only=True) reads it)
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict(),
+                "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.generator.set_state(state["generator"])

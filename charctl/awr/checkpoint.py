@@ -1,0 +1,104 @@
+"""Checkpoints: everything to resume a run or play its policy, in one file read with weights_only=True.
+
+Contents (tensors, numbers, strings, lists and dicts only):
+    format, env_id, env_kwargs, config (AWRConfig as a dict), observation_size, action (ActionSpec as a dict),
+    iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator),
+    torch_rng, buffer (flat episode arrays, optional), dataset (path of a static dataset, or None).
+
+    from charctl.awr.checkpoint import load_policy
+    policy, env_id, env_kwargs, config = load_policy("runs/Hopper-v5/checkpoint.pt")
+    action = policy.act(observation, deterministic=True)
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charctl.awr.buffer import Episode, FlatEpisodes, flatten, unflatten
+from charctl.awr.config import AWRConfig, build_config
+from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer
+from charctl.errors import CharctlError
+from charctl.fileio import atomic_path
+
+FORMAT = "charctl-awr-1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def check_primitive(value, where: str) -> None:
+    """Env kwargs must survive a weights_only load: None, bool, int, float, str, lists and dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_primitive(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CharctlError(f"{where}: keys must be strings, not {key!r}")
+            check_primitive(item, f"{where}.{key}")
+        return
+    raise CharctlError(f"{where}: {type(value).__name__} values cannot be stored in a checkpoint")
+
+
+def buffer_to_dict(episodes: list[Episode]) -> dict | None:
+    if not episodes:
+        return None
+    flat = flatten(episodes)
+    return {"observations": torch.from_numpy(flat.observations), "actions": torch.from_numpy(flat.actions),
+            "rewards": torch.from_numpy(flat.rewards), "episode_lengths": torch.from_numpy(flat.episode_lengths),
+            "final_observations": torch.from_numpy(flat.final_observations),
+            "terminated": torch.from_numpy(flat.terminated)}
+
+
+def buffer_from_dict(state: dict | None) -> list[Episode]:
+    if state is None:
+        return []
+    lengths = state["episode_lengths"].numpy()
+    flat = FlatEpisodes(observations=state["observations"].numpy(), actions=state["actions"].numpy(),
+                        rewards=state["rewards"].numpy(), episode_index=np.repeat(np.arange(len(lengths)), lengths),
+                        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+                        episode_lengths=lengths, final_observations=state["final_observations"].numpy(),
+                        terminated=state["terminated"].numpy())
+    return unflatten(flat)
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically: a kill at any moment leaves the previous checkpoint or this one, never a torn file."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CharctlError(f"{path}: no such checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        raise CharctlError(f"{path}: not a readable charctl checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CharctlError(f"{path}: not a charctl AWR checkpoint (format {FORMAT})")
+    return state
+
+
+def policy_from_checkpoint(state: dict) -> NumpyPolicy:
+    config = build_config(state["config"], "checkpoint config")
+    action = ActionSpec(**state["action"])
+    actor = Actor(state["observation_size"], action, config.actor_layers, config.actor_init_output_scale,
+                  config.action_std)
+    actor.load_state_dict(state["agent"]["actor"])
+    normalizer = ObsNormalizer(state["observation_size"])
+    normalizer.load_state_dict(state["agent"]["normalizer"])
+    return NumpyPolicy.from_actor(actor, normalizer)
+
+
+def load_policy(path: str | Path) -> tuple[NumpyPolicy, str, dict, AWRConfig]:
+    """(policy, env id, env kwargs, config) from a checkpoint: enough to rebuild the env and act in it."""
+    state = load_checkpoint(path)
+    return (policy_from_checkpoint(state), state["env_id"], dict(state["env_kwargs"]),
+            build_config(state["config"], f"{path}: config"))

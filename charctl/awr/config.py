@@ -1,0 +1,170 @@
+"""AWR settings as a typed dataclass, read from YAML: configs/awr/default.yaml, then the env's file, then overrides.
+
+Every key of `AWRConfig` can appear in a YAML file or in `--set key=value`; unknown keys and values of the
+wrong type are a `CharctlError` naming the file (or `--set`) and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from charctl.errors import CharctlError
+from charctl.paths import CONFIGS_DIR
+
+AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
+RETURN_MODES = ("td_lambda", "monte_carlo")
+
+
+@dataclass
+class AWRConfig:
+    # --- run
+    samples: int = 1_000_000             # environment samples to train on (dataset mode: see docs/datasets.md)
+    seed: int = 0
+    num_workers: int = 2                 # rollout worker processes; 0 runs the env in the learner process
+    torch_threads: int = 1               # learner's torch threads (measured: docs/benchmarks.md)
+    eval_every: int = 10                 # iterations between deterministic evaluations (0: only at the end)
+    eval_episodes: int = 10
+    checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (exact resume)
+    # --- data
+    samples_per_iter: int = 2048         # new samples per iteration (whole episodes, so a little more)
+    buffer_size: int = 50_000            # FIFO replay buffer, in samples; whole oldest episodes are evicted
+    on_policy: bool = False              # ablation: the buffer holds only the latest iteration's episodes
+    discount: float = 0.99
+    td_lambda: float = 0.95
+    returns: str = "td_lambda"           # or "monte_carlo" (ablation: lambda = 1)
+    # --- advantages and weights
+    baseline: bool = True                # false: RWR ablation, weights from returns instead of advantages
+    normalize_advantages: bool = True    # reference code: A_hat = (A - mean) / (std + 1e-5)
+    temperature: float = 1.0             # beta in exp(A_hat / beta)
+    weight_clip: float = 20.0
+    # --- actor
+    actor_layers: list[int] = field(default_factory=lambda: [128, 64])
+    actor_lr: float = 5e-5
+    actor_momentum: float = 0.9
+    actor_batch_size: int = 256
+    actor_steps: int = 1000              # per samples_per_iter new samples (scaled by the actual count)
+    actor_init_output_scale: float = 0.01
+    action_std: float = 0.2              # fixed Gaussian std in normalised action units (Box actions)
+    action_bound_weight: float = 10.0    # penalty on the policy mean outside [-1, 1] (normalised units)
+    action_l2_weight: float = 0.0        # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
+    # --- critic
+    critic_layers: list[int] = field(default_factory=lambda: [128, 64])
+    critic_lr: float = 0.01
+    critic_momentum: float = 0.9
+    critic_batch_size: int = 256
+    critic_steps: int = 200              # per samples_per_iter new samples (scaled by the actual count)
+    value_scale: float | None = None     # the critic predicts V / value_scale; null: 1 / (1 - discount)
+    # --- observation normaliser
+    normalizer_samples: int = 300_000    # running mean/std updated until this many samples, then frozen
+    normalizer_std_floor: float = 0.01
+    obs_clip: float | None = None        # clip normalised observations to +-obs_clip (null: no clip)
+
+    def __post_init__(self) -> None:
+        if self.returns not in RETURN_MODES:
+            raise CharctlError(f"config: returns must be one of {', '.join(RETURN_MODES)}, not '{self.returns}'")
+
+    @property
+    def effective_lambda(self) -> float:
+        return 1.0 if self.returns == "monte_carlo" else self.td_lambda
+
+    @property
+    def effective_value_scale(self) -> float:
+        return self.value_scale if self.value_scale is not None else 1.0 / (1.0 - self.discount)
+
+
+def _check_type(value, annotation, where: str):
+    """Accept `value` for a field annotated `annotation` (ints for floats), or raise naming `where`."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is list and isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return list(value)
+    expected = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+    raise CharctlError(f"{where}: expected {expected}, got {value!r}")
+
+
+def build_config(values: dict, source: str) -> AWRConfig:
+    """An AWRConfig from a flat mapping; `source` names where the values came from in errors."""
+    hints = typing.get_type_hints(AWRConfig)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise CharctlError(f"{source}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
+        kwargs[key] = _check_type(value, hints[key], f"{source}: {key}")
+    return AWRConfig(**kwargs)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise CharctlError(f"{path}: no such config file") from None
+    except yaml.YAMLError as err:
+        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise CharctlError(f"{path}: expected a mapping of AWR settings")
+    hints = typing.get_type_hints(AWRConfig)
+    for key, value in data.items():  # name the file and key here: merged values lose their origin
+        if key not in hints:
+            raise CharctlError(f"{path}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
+        _check_type(value, hints[key], f"{path}: {key}")
+    return data
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """`--set key=value` pairs; values are YAML (so 0.1, true, null, [64, 64] work)."""
+    values = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise CharctlError(f"--set {item}: expected key=value")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise CharctlError(f"--set {item}: value is not valid YAML") from None
+    return values
+
+
+def env_config_path(env_id: str, directory: Path = AWR_CONFIGS_DIR) -> Path:
+    """Per-env reference settings: configs/awr/gym/<env id>.yaml ('/' in ids becomes '_')."""
+    return directory / "gym" / f"{env_id.replace('/', '_')}.yaml"
+
+
+def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,
+                directory: Path = AWR_CONFIGS_DIR) -> AWRConfig:
+    """default.yaml, then the env's reference file if shipped, then `config_file`, then `overrides`."""
+    values = read_yaml(directory / "default.yaml")
+    source = str(directory / "default.yaml")
+    if env_id is not None and env_config_path(env_id, directory).exists():
+        values.update(read_yaml(env_config_path(env_id, directory)))
+        source = str(env_config_path(env_id, directory))
+    if config_file is not None:
+        values.update(read_yaml(Path(config_file)))
+        source = str(config_file)
+    for key, value in (overrides or {}).items():
+        hints = typing.get_type_hints(AWRConfig)
+        if key not in hints:
+            raise CharctlError(f"--set: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
+        values[key] = _check_type(value, hints[key], f"--set {key}")
+    return build_config(values, source)
+
+
+def config_to_dict(config: AWRConfig) -> dict:
+    return dataclasses.asdict(config)

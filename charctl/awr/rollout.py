@@ -1,0 +1,234 @@
+"""Whole-episode rollouts, in worker processes (or in the learner process with num_workers=0).
+
+Each worker holds one env and a numpy copy of the actor, and collects whole episodes until it has its share
+of the iteration's samples, so the learner only talks to it twice per iteration (no per-step messages).
+Every episode keeps its final observation (for bootstrapping a truncation) apart from its samples.
+
+Determinism: iteration k's rollouts in worker w use an env reset seed and a noise generator derived from
+(seed, k, w), so a run (and a resumed run) is reproducible for a given worker count. Evaluation episode j
+always starts from the reset seed derived from (seed, j), whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import signal
+import traceback
+
+import gymnasium as gym
+import numpy as np
+
+from charctl.awr.buffer import Episode
+from charctl.awr.policy import NumpyPolicy
+from charctl.errors import CharctlError
+
+EVAL_STREAM = 7_000_001     # separates evaluation seeds from training seeds
+PARENT_CHECK_SECONDS = 2.0  # an orphaned worker notices its learner is gone this quickly
+
+
+def make_env(env_id: str, env_kwargs: dict | None = None) -> gym.Env:
+    if env_id.startswith("charctl/"):
+        import charctl.envs  # noqa: F401  (registers the imitation tasks)
+    try:
+        return gym.make(env_id, **(env_kwargs or {}))
+    except gym.error.Error as err:
+        raise CharctlError(f"env {env_id}: {err}") from None
+
+
+def _env_action(action: np.ndarray, discrete: bool):
+    return int(action) if discrete else action
+
+
+def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | None, seed: int | None = None,
+                deterministic: bool = False, noise_std: float | None = None) -> Episode:
+    """One whole episode; stochastic (policy noise or `noise_std`) unless `deterministic`."""
+    obs, _ = env.reset(seed=seed)
+    discrete = policy.action.discrete
+    observations, actions, rewards = [], [], []
+    while True:
+        if deterministic:
+            env_action = stored = policy.act(obs, deterministic=True)
+        else:
+            env_action, stored = policy.sample(obs, rng, noise_std)
+        next_obs, reward, terminated, truncated, _ = env.step(_env_action(env_action, discrete))
+        observations.append(obs)
+        actions.append(stored)
+        rewards.append(reward)
+        obs = next_obs
+        if terminated or truncated:
+            break
+    return Episode(observations=np.asarray(observations, dtype=np.float32),
+                   actions=np.asarray(actions, dtype=np.int64 if discrete else np.float32),
+                   rewards=np.asarray(rewards, dtype=np.float32),
+                   final_observation=np.asarray(obs, dtype=np.float32), terminated=bool(terminated))
+
+
+def collect_episodes(env: gym.Env, policy: NumpyPolicy, num_samples: int, seed: int | list[int],
+                     noise_std: float | None = None) -> list[Episode]:
+    """Whole stochastic episodes until at least `num_samples` transitions; `seed` fixes resets and noise."""
+    seeds = np.random.SeedSequence(seed)
+    rng = np.random.default_rng(seeds.spawn(1)[0])
+    reset_seed = int(seeds.generate_state(1)[0])
+    episodes, count = [], 0
+    while count < num_samples:
+        episode = run_episode(env, policy, rng, seed=reset_seed if not episodes else None, noise_std=noise_std)
+        episodes.append(episode)
+        count += len(episode)
+    return episodes
+
+
+def evaluation_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence([seed, EVAL_STREAM, episode]).generate_state(1)[0])
+
+
+def evaluate_episodes(env: gym.Env, policy: NumpyPolicy, seeds: list[int]) -> list[tuple[float, int]]:
+    """(return, length) of deterministic episodes started from the given reset seeds."""
+    results = []
+    for seed in seeds:
+        episode = run_episode(env, policy, None, seed=seed, deterministic=True)
+        results.append((episode.total_reward, len(episode)))
+    return results
+
+
+def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes the workers
+    env = None
+    try:
+        env = make_env(env_id, env_kwargs)
+        while True:
+            while not conn.poll(PARENT_CHECK_SECONDS):
+                if os.getppid() != parent_pid:
+                    return
+            command, args = conn.recv()
+            if command == "close":
+                return
+            policy = NumpyPolicy.from_state(args["policy"])
+            if command == "collect":
+                conn.send(("ok", collect_episodes(env, policy, args["num_samples"], args["seed"], args["noise_std"])))
+            elif command == "evaluate":
+                conn.send(("ok", evaluate_episodes(env, policy, args["seeds"])))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+    except BaseException:
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except OSError:
+            pass
+    finally:
+        if env is not None:
+            env.close()
+
+
+class Rollouts:
+    """Collects whole episodes with `num_workers` processes (0: in this process)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int):
+        self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
+        self.num_workers, self.seed = num_workers, seed
+        self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
+        self._connections, self._processes = [], []
+        if num_workers > 0:
+            context = mp.get_context("fork")  # workers start instantly and inherit registered envs
+            for _ in range(num_workers):
+                parent_end, child_end = context.Pipe()
+                process = context.Process(target=_worker_main, daemon=True,
+                                          args=(child_end, env_id, self.env_kwargs, os.getpid()))
+                process.start()
+                child_end.close()
+                self._connections.append(parent_end)
+                self._processes.append(process)
+
+    # --- messaging
+    def _send(self, index: int, message) -> None:
+        try:
+            self._connections[index].send(message)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self._raise_dead(index)
+
+    def _receive(self, index: int):
+        conn, process = self._connections[index], self._processes[index]
+        while True:
+            if conn.poll():
+                try:
+                    status, payload = conn.recv()
+                except (EOFError, ConnectionResetError, OSError):
+                    self._raise_dead(index)
+                if status == "error":
+                    self.close()
+                    raise RuntimeError(f"rollout worker {index} failed in env {self.env_id}:\n{payload}")
+                return payload
+            mp.connection.wait([conn, process.sentinel], timeout=1.0)
+            if not process.is_alive() and not conn.poll():
+                self._raise_dead(index)
+
+    def _raise_dead(self, index: int):
+        process = self._processes[index]
+        process.join(timeout=1.0)
+        self.close()
+        raise CharctlError(f"rollout worker {index} (pid {process.pid}) died with exit code {process.exitcode}; "
+                           "rerun with --resume to continue from the last checkpoint")
+
+    def _run(self, command: str, per_worker_args: list[dict]) -> list:
+        for index, args in enumerate(per_worker_args):
+            self._send(index, (command, args))
+        return [self._receive(index) for index in range(len(per_worker_args))]
+
+    # --- public
+    def collect(self, policy: NumpyPolicy, num_samples: int, iteration: int,
+                noise_std: float | None = None) -> list[Episode]:
+        """Whole episodes, at least `num_samples` transitions in total, split evenly over the workers."""
+        workers = max(self.num_workers, 1)
+        quotas = [num_samples // workers + (w < num_samples % workers) for w in range(workers)]
+        seeds = [[self.seed, iteration, w] for w in range(workers)]
+        if self.num_workers == 0:
+            return collect_episodes(self.env, policy, quotas[0], seeds[0], noise_std)
+        state = policy.to_state()
+        results = self._run("collect", [{"policy": state, "num_samples": q, "seed": s, "noise_std": noise_std}
+                                        for q, s in zip(quotas, seeds)])
+        return [episode for episodes in results for episode in episodes]
+
+    def evaluate(self, policy: NumpyPolicy, num_episodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and lengths of `num_episodes` deterministic episodes (fixed reset seeds)."""
+        seeds = [evaluation_seed(self.seed, j) for j in range(num_episodes)]
+        if self.num_workers == 0:
+            results = evaluate_episodes(self.env, policy, seeds)
+        else:
+            state = policy.to_state()
+            shares = [seeds[w::self.num_workers] for w in range(self.num_workers)]
+            active = [w for w in range(self.num_workers) if shares[w]]
+            for w in active:
+                self._send(w, ("evaluate", {"policy": state, "seeds": shares[w]}))
+            per_worker = {w: self._receive(w) for w in active}
+            results = [None] * num_episodes
+            for w in active:
+                results[w::self.num_workers] = per_worker[w]
+        returns = np.array([r for r, _ in results], dtype=np.float64)
+        lengths = np.array([n for _, n in results], dtype=np.int64)
+        return returns, lengths
+
+    def close(self) -> None:
+        for conn, process in zip(self._connections, self._processes):
+            if process.is_alive():
+                try:
+                    conn.send(("close", None))
+                except OSError:
+                    pass
+        for process in self._processes:
+            process.join(timeout=2.0)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=1.0)
+        for conn in self._connections:
+            conn.close()
+        self._connections, self._processes = [], []
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,217 @@
+"""The AWR training loop: rollouts -> replay buffer -> update -> evaluation -> logs -> checkpoint.
+
+    from charctl.awr.config import load_config
+    from charctl.awr.trainer import train
+    train("Hopper-v5", {}, load_config("Hopper-v5"), "runs/hopper")
+
+Output directory: checkpoint.pt (every iteration, atomic), progress.csv (one row per iteration),
+config.yaml (the resolved settings), tb/ (TensorBoard scalars, x axis = samples).
+A kill at any moment loses at most the iteration in flight; `resume=True` continues from checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from charctl.awr.agent import AWRAgent
+from charctl.awr.buffer import EpisodeBuffer
+from charctl.awr.checkpoint import (CHECKPOINT_NAME, FORMAT, buffer_from_dict, buffer_to_dict, check_primitive,
+                                    load_checkpoint, save_checkpoint)
+from charctl.awr.config import AWRConfig, build_config, config_to_dict
+from charctl.awr.dataset import load_dataset
+from charctl.awr.rollout import Rollouts, make_env
+from charctl.errors import CharctlError
+from charctl.fileio import atomic_write_text
+
+COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_episodes", "train_episode_length",
+           "test_return", "test_return_std", "test_episode_length", "critic_loss", "actor_loss", "adv_mean",
+           "adv_std", "weight_mean", "weight_min", "weight_max", "clipped_fraction", "critic_steps", "actor_steps",
+           "buffer_samples", "samples_per_second", "rollout_seconds", "update_seconds", "eval_seconds",
+           "checkpoint_seconds"]
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    iteration: int
+    samples: int
+    test_returns: list[tuple[int, float]] = field(default_factory=list)  # (samples, mean test return) this run
+
+    @property
+    def final_test_return(self) -> float | None:
+        return self.test_returns[-1][1] if self.test_returns else None
+
+
+class ProgressLog:
+    """progress.csv, rewritten atomically each iteration (it is small); resuming drops rows after the checkpoint."""
+
+    def __init__(self, path: Path, keep_before_iteration: int = 0, checkpoint_row: dict | None = None):
+        self.path = path
+        self.rows: list[dict] = []
+        if keep_before_iteration > 0 and path.exists():
+            with open(path, newline="") as f:
+                self.rows = [row for row in csv.DictReader(f) if int(row["iteration"]) < keep_before_iteration]
+        # a kill between the checkpoint and the CSV write: the checkpoint carries its iteration's row
+        if checkpoint_row and not any(int(r["iteration"]) == int(checkpoint_row["iteration"]) for r in self.rows):
+            self.rows.append({k: checkpoint_row.get(k, "") for k in COLUMNS})
+
+    def append(self, row: dict) -> None:
+        self.rows.append({k: row.get(k, "") for k in COLUMNS})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
+
+
+def _fmt(value) -> str:
+    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def _tensorboard(out_dir: Path, purge_step: int):
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(str(out_dir / "tb"), purge_step=purge_step if purge_step > 0 else None)
+
+
+def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
+          dataset: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """Train (or, with `resume`, continue training) an AWR policy on a gymnasium env id with Box or Discrete actions.
+
+    `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
+    for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
+    """
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    env_kwargs = dict(env_kwargs or {})
+    check_primitive(env_kwargs, "env kwargs")
+    state = None
+    if resume:
+        if not checkpoint_path.exists():
+            raise CharctlError(f"{checkpoint_path}: no checkpoint to resume from")
+        state = load_checkpoint(checkpoint_path)
+        if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
+            raise CharctlError(f"{checkpoint_path}: trained on {state['env_id']} {state['env_kwargs']}, "
+                               f"not {env_id} {env_kwargs}")
+        saved = build_config(state["config"], f"{checkpoint_path}: config")
+        # a resumed run keeps its settings; only the budget and the worker/thread counts may change
+        config = build_config({**config_to_dict(saved), "samples": config.samples,
+                               "num_workers": config.num_workers, "torch_threads": config.torch_threads},
+                              f"{checkpoint_path}: config")
+        dataset = state["dataset"]
+        for stale in out_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a kill during a write
+            stale.unlink(missing_ok=True)
+    elif checkpoint_path.exists():
+        raise CharctlError(f"{checkpoint_path}: a run already exists here; pass --resume to continue it "
+                           "or choose another --out")
+
+    torch.set_num_threads(config.torch_threads)
+    probe = make_env(env_id, env_kwargs)
+    observation_space, action_space = probe.observation_space, probe.action_space
+    probe.close()
+    agent = AWRAgent(observation_space, action_space, config)
+    buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
+    iteration, samples, wall_offset = 0, 0, 0.0
+
+    if dataset is not None:
+        buffer.add(load_dataset(dataset, observation_space.shape[0], agent.action))
+        if state is None:  # the whole dataset sets the normaliser, which then stays fixed
+            agent.normalizer.record(buffer.flat().observations)
+            agent.normalizer.update()
+    if state is not None:
+        agent.load_state_dict(state["agent"])
+        torch.set_rng_state(state["torch_rng"])
+        if dataset is None:
+            buffer.add(buffer_from_dict(state["buffer"]))
+        iteration, samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
+                                  **config_to_dict(config)}, sort_keys=False)
+    atomic_write_text(out_dir / "config.yaml", config_text)
+    log = ProgressLog(out_dir / "progress.csv", iteration, state.get("last_row") if state else None)
+    writer = _tensorboard(out_dir, purge_step=samples)
+    result = TrainResult(out_dir=out_dir, iteration=iteration, samples=samples)
+    rollouts = None
+    from tqdm import tqdm
+    bar = tqdm(total=config.samples, initial=min(samples, config.samples), unit="samples", disable=not progress,
+               dynamic_ncols=True, desc=env_id)
+    start = time.perf_counter() - wall_offset
+    try:
+        need_env = dataset is None or config.eval_episodes > 0
+        rollouts = Rollouts(env_id, env_kwargs, config.num_workers, config.seed) if need_env else None
+        while samples < config.samples:
+            t0 = time.perf_counter()
+            row: dict = {"iteration": iteration}
+            if dataset is None:
+                episodes = rollouts.collect(agent.policy(), config.samples_per_iter, iteration)
+                new_samples = sum(len(e) for e in episodes)
+                if config.on_policy:
+                    buffer.clear()
+                buffer.add(episodes)
+                seen = samples
+                for episode in episodes:  # the reference records whole episodes until the sample limit
+                    if seen < config.normalizer_samples:
+                        agent.normalizer.record(episode.observations)
+                        agent.normalizer.record(episode.final_observation)
+                    seen += len(episode)
+                if iteration == 0:
+                    agent.normalizer.update()
+                returns = [e.total_reward for e in episodes]
+                row.update(train_return=float(np.mean(returns)), train_episodes=len(episodes),
+                           train_episode_length=new_samples / len(episodes))
+            else:
+                new_samples = config.samples_per_iter
+            t1 = time.perf_counter()
+            stats = agent.update(buffer, new_samples)
+            agent.normalizer.update()  # folds in this iteration's records (no-op once frozen)
+            samples += new_samples
+            t2 = time.perf_counter()
+
+            last = samples >= config.samples
+            if config.eval_episodes > 0 and ((config.eval_every > 0 and iteration % config.eval_every == 0) or last):
+                test_returns, test_lengths = rollouts.evaluate(agent.policy(), config.eval_episodes)
+                row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
+                           test_episode_length=float(np.mean(test_lengths)))
+                result.test_returns.append((samples, row["test_return"]))
+            t3 = time.perf_counter()
+
+            iteration += 1
+            row.update(stats)
+            row.update(samples=samples, wall_time=t3 - start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
+                       eval_seconds=t3 - t2, samples_per_second=new_samples / (t3 - t0) if dataset is None else None)
+            row = {k: _fmt(v) for k, v in row.items()}
+            checkpoint = {
+                "format": FORMAT, "env_id": env_id, "env_kwargs": env_kwargs, "config": config_to_dict(config),
+                "observation_size": int(observation_space.shape[0]), "action": agent.action.to_dict(),
+                "iteration": iteration, "samples": samples, "wall_time": t3 - start,
+                "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(),
+                "buffer": buffer_to_dict(buffer.episodes()) if dataset is None and config.checkpoint_buffer else None,
+                "dataset": _path_str(dataset), "last_row": row,
+            }
+            save_checkpoint(checkpoint_path, checkpoint)
+            row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
+            log.append(row)
+            for key in COLUMNS[3:]:
+                if row.get(key):
+                    writer.add_scalar(f"awr/{key}", float(row[key]), samples)
+            bar.update(min(samples, config.samples) - bar.n)
+            bar.set_postfix(train=_fmt(row.get("train_return")), test=_fmt(result.final_test_return), refresh=False)
+            result.iteration, result.samples = iteration, samples
+    finally:
+        bar.close()
+        writer.close()
+        if rollouts is not None:
+            rollouts.close()
+    return result
+
+
+def _path_str(path) -> str | None:
+    return None if path is None else str(path)
