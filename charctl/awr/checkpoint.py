@@ -3,10 +3,11 @@
 Contents (tensors, numbers, strings, lists and dicts only):
     format, env_id, env_kwargs, config (AWRConfig as a dict), observation_size, action (ActionSpec as a dict),
     iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator),
-    torch_rng, buffer (flat episode arrays, optional), dataset (path of a static dataset, or None).
+    torch_rng, best_test_return, buffer (flat episode arrays, optional), dataset (path of a static dataset, or
+    None), last_row (the iteration's progress.csv row).
 
     from charctl.awr.checkpoint import load_policy
-    policy, env_id, env_kwargs, config = load_policy("runs/Hopper-v5/checkpoint.pt")
+    policy, env_id, env_kwargs, config = load_policy("runs/Hopper-v5-s0/Hopper-v5.pt")
     action = policy.act(observation, deterministic=True)
 """
 
@@ -25,7 +26,6 @@ from charctl.errors import CharctlError
 from charctl.fileio import atomic_path
 
 FORMAT = "charctl-awr-1"
-CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def check_primitive(value, where: str) -> None:

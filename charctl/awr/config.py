@@ -120,12 +120,7 @@ def read_yaml(path: Path) -> dict:
         raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise CharctlError(f"{path}: expected a mapping of AWR settings")
-    hints = typing.get_type_hints(AWRConfig)
-    for key, value in data.items():  # name the file and key here: merged values lose their origin
-        if key not in hints:
-            raise CharctlError(f"{path}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-        _check_type(value, hints[key], f"{path}: {key}")
-    return data
+    return _checked(data, path)  # name the file and key here: merged values lose their origin
 
 
 def parse_overrides(items: list[str] | None) -> dict:
@@ -147,22 +142,62 @@ def env_config_path(env_id: str, directory: Path = AWR_CONFIGS_DIR) -> Path:
     return directory / "gym" / f"{env_id.replace('/', '_')}.yaml"
 
 
+def character_config_path(character: str, directory: Path = AWR_CONFIGS_DIR) -> Path:
+    """Imitation settings per character: configs/awr/imitation/<character>.yaml, with a `clips:` section."""
+    return directory / "imitation" / f"{character}.yaml"
+
+
+def _imitation_values(character: str, motion: str | None, directory: Path) -> tuple[dict, str | None]:
+    """The character's settings with its clip's overrides applied (the `clips:` section), and their file."""
+    path = character_config_path(character, directory)
+    if not path.exists():
+        return {}, None
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise CharctlError(f"{path}: expected a mapping of AWR settings")
+    clips = data.pop("clips", None) or {}
+    if not isinstance(clips, dict):
+        raise CharctlError(f"{path}: clips: expected a mapping of clip name to settings")
+    values = _checked(data, path)
+    clip_values = clips.get(motion) or {}
+    if not isinstance(clip_values, dict):
+        raise CharctlError(f"{path}: clips: {motion}: expected a mapping of AWR settings")
+    values.update(_checked(clip_values, f"{path}: clips: {motion}"))
+    return values, str(path)
+
+
+def _checked(data: dict, where) -> dict:
+    hints = typing.get_type_hints(AWRConfig)
+    for key, value in data.items():
+        if key not in hints:
+            raise CharctlError(f"{where}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
+        _check_type(value, hints[key], f"{where}: {key}")
+    return dict(data)
+
+
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,
-                directory: Path = AWR_CONFIGS_DIR) -> AWRConfig:
-    """default.yaml, then the env's reference file if shipped, then `config_file`, then `overrides`."""
+                directory: Path = AWR_CONFIGS_DIR, character: str | None = None,
+                motion: str | None = None) -> AWRConfig:
+    """default.yaml, then the env's reference file (Gym) or the character's file and its clip section
+    (imitation), then `config_file`, then `overrides`."""
     values = read_yaml(directory / "default.yaml")
     source = str(directory / "default.yaml")
-    if env_id is not None and env_config_path(env_id, directory).exists():
+    if character is not None:
+        extra, extra_source = _imitation_values(character, motion, directory)
+        values.update(extra)
+        source = extra_source or source
+    elif env_id is not None and env_config_path(env_id, directory).exists():
         values.update(read_yaml(env_config_path(env_id, directory)))
         source = str(env_config_path(env_id, directory))
     if config_file is not None:
         values.update(read_yaml(Path(config_file)))
         source = str(config_file)
+    values.update(_checked(overrides or {}, "--set"))
     for key, value in (overrides or {}).items():
-        hints = typing.get_type_hints(AWRConfig)
-        if key not in hints:
-            raise CharctlError(f"--set: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-        values[key] = _check_type(value, hints[key], f"--set {key}")
+        values[key] = _check_type(value, typing.get_type_hints(AWRConfig)[key], f"--set {key}")
     return build_config(values, source)
 
 

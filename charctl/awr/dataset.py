@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from charctl.fileio import atomic_write_bytes
 KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "next_observations")
 
 
-def save_dataset(path: str | Path, episodes: list[Episode], env_id: str | None = None) -> None:
+def save_dataset(path: str | Path, episodes: list[Episode], env_id: str | None = None,
+                 env_kwargs: dict | None = None) -> None:
     """Write episodes as flat transition arrays; every episode's last row has terminated or truncated set."""
     flat = flatten(episodes)
     last = flat.is_last
@@ -30,13 +32,16 @@ def save_dataset(path: str | Path, episodes: list[Episode], env_id: str | None =
               "terminated": terminated, "truncated": truncated, "next_observations": next_obs}
     if env_id is not None:
         arrays["env_id"] = np.array(env_id)
+    if env_kwargs:
+        arrays["env_kwargs"] = np.array(json.dumps(env_kwargs, sort_keys=True))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_dataset(path: str | Path, obs_size: int, action: ActionSpec) -> list[Episode]:
-    """Episodes from a dataset file, checked against the env's observation size and action space."""
+def load_dataset(path: str | Path, obs_size: int, action: ActionSpec, env_id: str | None = None) -> list[Episode]:
+    """Episodes from a dataset file, checked against the env (its id when the file records one, observation
+    size, action space)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -44,11 +49,14 @@ def load_dataset(path: str | Path, obs_size: int, action: ActionSpec) -> list[Ep
             if missing:
                 raise CharctlError(f"{path}: missing array '{missing[0]}' (needs {', '.join(KEYS)})")
             arrays = {k: data[k] for k in KEYS}
+            recorded_env = str(data["env_id"]) if "env_id" in data.files else None
     except FileNotFoundError:
         raise CharctlError(f"{path}: no such dataset file") from None
     except (zipfile.BadZipFile, ValueError, OSError) as err:
         raise CharctlError(f"{path}: not a readable .npz dataset ({err})") from None
 
+    if env_id is not None and recorded_env is not None and recorded_env != env_id:
+        raise CharctlError(f"{path}: collected in {recorded_env}, not {env_id}")
     n = len(arrays["rewards"])
     if n == 0:
         raise CharctlError(f"{path}: 'rewards' is empty")

@@ -37,6 +37,15 @@ def make_env(env_id: str, env_kwargs: dict | None = None) -> gym.Env:
         raise CharctlError(f"env {env_id}: {err}") from None
 
 
+def check_env_id(env_id: str) -> None:
+    """An unknown gymnasium id is a one-line error listing the ids that exist."""
+    if env_id.startswith("charctl/"):
+        import charctl.envs  # noqa: F401
+    if env_id not in gym.registry:
+        known = sorted(i for i in gym.registry if "/" not in i or i.startswith("charctl/"))
+        raise CharctlError(f"unknown gymnasium env '{env_id}'; registered: {', '.join(known)}")
+
+
 def _env_action(action: np.ndarray, discrete: bool):
     return int(action) if discrete else action
 

@@ -4,9 +4,12 @@
     from charctl.awr.trainer import train
     train("Hopper-v5", {}, load_config("Hopper-v5"), "runs/hopper")
 
-Output directory: checkpoint.pt (every iteration, atomic), progress.csv (one row per iteration),
-config.yaml (the resolved settings), tb/ (TensorBoard scalars, x axis = samples).
-A kill at any moment loses at most the iteration in flight; `resume=True` continues from checkpoint.pt.
+Output directory (NAME defaults to the env id with '/' as '_'):
+    NAME-last.pt   everything to resume or play, written atomically after every iteration
+    NAME.pt        the policy with the best deterministic test return so far (no replay buffer)
+    progress.csv   one row per iteration;  config.yaml  the resolved settings;  tb/  TensorBoard scalars
+A kill at any moment loses at most the iteration in flight; `resume=True` continues from NAME-last.pt.
+Ctrl-C stops after closing the workers; the last checkpoint is the end of the last finished iteration.
 """
 
 from __future__ import annotations
@@ -23,31 +26,60 @@ import yaml
 
 from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import EpisodeBuffer
-from charctl.awr.checkpoint import (CHECKPOINT_NAME, FORMAT, buffer_from_dict, buffer_to_dict, check_primitive,
-                                    load_checkpoint, save_checkpoint)
+from charctl.awr.checkpoint import (FORMAT, buffer_from_dict, buffer_to_dict, check_primitive, load_checkpoint,
+                                    save_checkpoint)
 from charctl.awr.config import AWRConfig, build_config, config_to_dict
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.errors import CharctlError
 from charctl.fileio import atomic_write_text
 
-COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_episodes", "train_episode_length",
-           "test_return", "test_return_std", "test_episode_length", "critic_loss", "actor_loss", "adv_mean",
-           "adv_std", "weight_mean", "weight_min", "weight_max", "clipped_fraction", "critic_steps", "actor_steps",
-           "buffer_samples", "samples_per_second", "rollout_seconds", "update_seconds", "eval_seconds",
-           "checkpoint_seconds"]
+COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalized_return", "train_episodes",
+           "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
+           "critic_loss", "actor_loss", "adv_mean", "adv_std", "weight_mean", "weight_min", "weight_max",
+           "clipped_fraction", "critic_steps", "actor_steps", "buffer_samples", "samples_per_second",
+           "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds"]
 
 
 @dataclass
 class TrainResult:
     out_dir: Path
+    name: str
     iteration: int
     samples: int
     test_returns: list[tuple[int, float]] = field(default_factory=list)  # (samples, mean test return) this run
+    best_test_return: float | None = None
+    interrupted: bool = False
 
     @property
     def final_test_return(self) -> float | None:
         return self.test_returns[-1][1] if self.test_returns else None
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return last_checkpoint_path(self.out_dir, self.name)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return best_checkpoint_path(self.out_dir, self.name)
+
+
+def default_name(env_id: str) -> str:
+    return env_id.replace("/", "_")
+
+
+def last_checkpoint_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / f"{name}-last.pt"
+
+
+def best_checkpoint_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / f"{name}.pt"
+
+
+def episode_horizon(env) -> int | None:
+    """Control steps in a full episode when the env defines one (the imitation tasks), for normalised returns."""
+    config = getattr(env.unwrapped, "config", None)
+    return getattr(config, "horizon", None)
 
 
 class ProgressLog:
@@ -81,47 +113,52 @@ def _tensorboard(out_dir: Path, purge_step: int):
     return SummaryWriter(str(out_dir / "tb"), purge_step=purge_step if purge_step > 0 else None)
 
 
+def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) -> tuple[dict, AWRConfig]:
+    if not path.exists():
+        raise CharctlError(f"{path}: no checkpoint to resume from")
+    state = load_checkpoint(path)
+    if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
+        raise CharctlError(f"{path}: trained on {state['env_id']} {dict(state['env_kwargs'])}, "
+                           f"not {env_id} {env_kwargs}")
+    saved = build_config(state["config"], f"{path}: config")
+    # a resumed run keeps its settings; only the budget and the worker/thread counts may change
+    config = build_config({**config_to_dict(saved), "samples": config.samples, "num_workers": config.num_workers,
+                           "torch_threads": config.torch_threads}, f"{path}: config")
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill during a write
+        stale.unlink(missing_ok=True)
+    return state, config
+
+
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
-          dataset: str | Path | None = None, progress: bool = True) -> TrainResult:
+          dataset: str | Path | None = None, progress: bool = True, name: str | None = None) -> TrainResult:
     """Train (or, with `resume`, continue training) an AWR policy on a gymnasium env id with Box or Discrete actions.
 
     `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
     for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
     """
     out_dir = Path(out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    name = name or default_name(env_id)
+    last_path, best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
     env_kwargs = dict(env_kwargs or {})
     check_primitive(env_kwargs, "env kwargs")
     state = None
     if resume:
-        if not checkpoint_path.exists():
-            raise CharctlError(f"{checkpoint_path}: no checkpoint to resume from")
-        state = load_checkpoint(checkpoint_path)
-        if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
-            raise CharctlError(f"{checkpoint_path}: trained on {state['env_id']} {state['env_kwargs']}, "
-                               f"not {env_id} {env_kwargs}")
-        saved = build_config(state["config"], f"{checkpoint_path}: config")
-        # a resumed run keeps its settings; only the budget and the worker/thread counts may change
-        config = build_config({**config_to_dict(saved), "samples": config.samples,
-                               "num_workers": config.num_workers, "torch_threads": config.torch_threads},
-                              f"{checkpoint_path}: config")
+        state, config = _resume_state(last_path, env_id, env_kwargs, config)
         dataset = state["dataset"]
-        for stale in out_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a kill during a write
-            stale.unlink(missing_ok=True)
-    elif checkpoint_path.exists():
-        raise CharctlError(f"{checkpoint_path}: a run already exists here; pass --resume to continue it "
+    elif last_path.exists():
+        raise CharctlError(f"{last_path}: a run already exists here; pass --resume to continue it "
                            "or choose another --out")
 
     torch.set_num_threads(config.torch_threads)
     probe = make_env(env_id, env_kwargs)
-    observation_space, action_space = probe.observation_space, probe.action_space
+    observation_space, action_space, horizon = probe.observation_space, probe.action_space, episode_horizon(probe)
     probe.close()
     agent = AWRAgent(observation_space, action_space, config)
     buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
-    iteration, samples, wall_offset = 0, 0, 0.0
+    iteration, samples, wall_offset, best = 0, 0, 0.0, None
 
     if dataset is not None:
-        buffer.add(load_dataset(dataset, observation_space.shape[0], agent.action))
+        buffer.add(load_dataset(dataset, observation_space.shape[0], agent.action, env_id))
         if state is None:  # the whole dataset sets the normaliser, which then stays fixed
             agent.normalizer.record(buffer.flat().observations)
             agent.normalizer.update()
@@ -131,6 +168,7 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
         if dataset is None:
             buffer.add(buffer_from_dict(state["buffer"]))
         iteration, samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
+        best = state.get("best_test_return")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
@@ -138,11 +176,11 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     atomic_write_text(out_dir / "config.yaml", config_text)
     log = ProgressLog(out_dir / "progress.csv", iteration, state.get("last_row") if state else None)
     writer = _tensorboard(out_dir, purge_step=samples)
-    result = TrainResult(out_dir=out_dir, iteration=iteration, samples=samples)
+    result = TrainResult(out_dir=out_dir, name=name, iteration=iteration, samples=samples, best_test_return=best)
     rollouts = None
     from tqdm import tqdm
     bar = tqdm(total=config.samples, initial=min(samples, config.samples), unit="samples", disable=not progress,
-               dynamic_ncols=True, desc=env_id)
+               dynamic_ncols=True, desc=name)
     start = time.perf_counter() - wall_offset
     try:
         need_env = dataset is None or config.eval_episodes > 0
@@ -164,9 +202,11 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
                     seen += len(episode)
                 if iteration == 0:
                     agent.normalizer.update()
-                returns = [e.total_reward for e in episodes]
+                returns = np.array([e.total_reward for e in episodes])
                 row.update(train_return=float(np.mean(returns)), train_episodes=len(episodes),
                            train_episode_length=new_samples / len(episodes))
+                if horizon:
+                    row["train_normalized_return"] = float(np.mean(returns)) / horizon
             else:
                 new_samples = config.samples_per_iter
             t1 = time.perf_counter()
@@ -176,10 +216,14 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
             t2 = time.perf_counter()
 
             last = samples >= config.samples
-            if config.eval_episodes > 0 and ((config.eval_every > 0 and iteration % config.eval_every == 0) or last):
+            evaluated = config.eval_episodes > 0 and (
+                (config.eval_every > 0 and iteration % config.eval_every == 0) or last)
+            if evaluated:
                 test_returns, test_lengths = rollouts.evaluate(agent.policy(), config.eval_episodes)
                 row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
                            test_episode_length=float(np.mean(test_lengths)))
+                if horizon:
+                    row["test_normalized_return"] = row["test_return"] / horizon
                 result.test_returns.append((samples, row["test_return"]))
             t3 = time.perf_counter()
 
@@ -187,30 +231,46 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
             row.update(stats)
             row.update(samples=samples, wall_time=t3 - start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
                        eval_seconds=t3 - t2, samples_per_second=new_samples / (t3 - t0) if dataset is None else None)
+            improved = evaluated and (best is None or row["test_return"] > best)
+            if improved:
+                best = result.best_test_return = row["test_return"]
             row = {k: _fmt(v) for k, v in row.items()}
             checkpoint = {
                 "format": FORMAT, "env_id": env_id, "env_kwargs": env_kwargs, "config": config_to_dict(config),
                 "observation_size": int(observation_space.shape[0]), "action": agent.action.to_dict(),
                 "iteration": iteration, "samples": samples, "wall_time": t3 - start,
-                "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(),
+                "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(), "best_test_return": best,
                 "buffer": buffer_to_dict(buffer.episodes()) if dataset is None and config.checkpoint_buffer else None,
                 "dataset": _path_str(dataset), "last_row": row,
             }
-            save_checkpoint(checkpoint_path, checkpoint)
+            if improved:  # the best policy first: a kill between the two writes never loses it
+                save_checkpoint(best_path, {**checkpoint, "buffer": None})
+            save_checkpoint(last_path, checkpoint)
             row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
             log.append(row)
             for key in COLUMNS[3:]:
                 if row.get(key):
                     writer.add_scalar(f"awr/{key}", float(row[key]), samples)
             bar.update(min(samples, config.samples) - bar.n)
-            bar.set_postfix(train=_fmt(row.get("train_return")), test=_fmt(result.final_test_return), refresh=False)
+            bar.set_postfix(_postfix(row, result, horizon), refresh=False)
             result.iteration, result.samples = iteration, samples
+    except KeyboardInterrupt:
+        result.interrupted = True
     finally:
         bar.close()
         writer.close()
         if rollouts is not None:
             rollouts.close()
     return result
+
+
+def _postfix(row: dict, result: TrainResult, horizon: int | None) -> dict:
+    """Progress-bar fields: samples/s and train/test return (normalised when the task has a horizon)."""
+    test = result.final_test_return
+    if horizon:
+        return {"sps": row.get("samples_per_second", ""), "train": row.get("train_normalized_return", ""),
+                "test": _fmt(test / horizon if test is not None else None)}
+    return {"sps": row.get("samples_per_second", ""), "train": row.get("train_return", ""), "test": _fmt(test)}
 
 
 def _path_str(path) -> str | None:

@@ -1,62 +1,107 @@
-"""`charctl train gym ENV_ID`: train an AWR policy on a gymnasium task (checkpoint and logs in --out)."""
+"""`charctl train CHARACTER MOTION` (imitation) and `charctl train gym ENV_ID`: train an AWR policy."""
 
 import argparse
 
-# The first positional names the character; `gym` means "a gymnasium env id follows". The imitation side
-# (`charctl train humanoid spinkick`) maps to env "charctl/Imitate-v0" with {"character": ..., "motion": ...}.
+# The first positional names the character; `gym` means "a gymnasium env id follows".
 GYM = "gym"
+IMITATION_ENV = "charctl/Imitate-v0"
+ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, other keys are AWR settings
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a policy with AWR (gymnasium tasks: 'charctl train gym ENV_ID')",
-        description="Train a policy with Advantage-Weighted Regression. Settings: configs/awr/default.yaml, then "
-        "configs/awr/gym/ENV_ID.yaml when shipped, then --config FILE, then --set key=value. The out directory gets "
-        "checkpoint.pt (every iteration, atomic), progress.csv, config.yaml and tb/ (TensorBoard).",
-        epilog="example: charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
-               "         charctl train gym Hopper-v5 --out runs/hopper-s0 --resume\n"
+        "train", help="train a policy with AWR on an imitation task or a gymnasium task",
+        description="Train a policy with Advantage-Weighted Regression. AWR settings: configs/awr/default.yaml, then "
+        "configs/awr/imitation/CHARACTER.yaml (its clips: section per motion) or configs/awr/gym/ENV_ID.yaml, then "
+        "--config FILE, then --set key=value; '--set env.KEY=VALUE' changes an imitation env setting "
+        "(configs/env/). The run directory gets NAME.pt (the best policy by evaluation), NAME-last.pt (written "
+        "every iteration; --resume continues from it), progress.csv, config.yaml and tb/ (TensorBoard). "
+        "Ctrl-C stops cleanly; the last finished iteration is kept.",
+        epilog="example: charctl train humanoid spinkick\n"
+               "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
+               "         charctl train dog trot --out runs/dog_trot --resume\n"
+               "         charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
                "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("character", metavar="CHARACTER", help="'gym' for a gymnasium task")
-    parser.add_argument("target", metavar="MOTION_OR_ENV", help="with 'gym': a gymnasium env id, e.g. Hopper-v5")
+    parser.add_argument("character", metavar="CHARACTER", help="a character (humanoid, dog) or 'gym'")
+    parser.add_argument("target", metavar="MOTION_OR_ENV", help="a motion clip of the character, or with 'gym' "
+                        "a gymnasium env id, e.g. Hopper-v5")
     parser.add_argument("--samples", type=int, help="environment samples to train on (default: config, 1M)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, help="rollout worker processes (default 2; 0: in-process)")
-    parser.add_argument("--out", help="output directory (default runs/<ENV_ID>-s<SEED>)")
+    parser.add_argument("--out", help="run directory (default runs/NAME-sSEED; NAME = CHARACTER_MOTION or ENV_ID)")
     parser.add_argument("--config", help="YAML file with AWR settings to apply over the defaults")
     parser.add_argument("--dataset", help="train from a static .npz dataset without stepping the env "
                         "(docs/datasets.md)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from NAME-last.pt")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                        help="override one setting (repeatable), e.g. --set temperature=0.5")
+                        help="override one setting (repeatable), e.g. --set temperature=0.5 --set env.time_limit=10")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def resolve(args) -> tuple[str, dict]:
-    """(env id, env kwargs) for the positional arguments."""
+def split_env_overrides(overrides: dict) -> tuple[dict, dict]:
+    """(AWR overrides, nested imitation env overrides) from flat --set keys."""
+    awr, env = {}, {}
+    for key, value in overrides.items():
+        if not key.startswith(ENV_PREFIX):
+            awr[key] = value
+            continue
+        *parents, leaf = key[len(ENV_PREFIX):].split(".")
+        node = env
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return awr, env
+
+
+def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
+    """(env id, env kwargs, run name) for the positional arguments; unknown names list what exists."""
     from charctl.errors import CharctlError
 
     if args.character == GYM:
-        return args.target, {}
-    raise CharctlError(f"train: '{args.character}' is not supported yet; use 'charctl train gym ENV_ID'")
+        if env_overrides:
+            raise CharctlError("--set env.*: env settings apply to imitation tasks only")
+        from charctl.awr.rollout import check_env_id
+
+        check_env_id(args.target)
+        return args.target, {}, args.target.replace("/", "_")
+    from charctl.character import load_character
+    from charctl.envs.config import load_env_config
+    from charctl.motion.clip import load_clip
+
+    character = load_character(args.character)
+    load_clip(character, args.target)
+    load_env_config(character.name, args.target, env_overrides)  # a bad env key fails before any work
+    kwargs = {"character": character.name, "motion": args.target}
+    if env_overrides:
+        kwargs["config"] = env_overrides
+    return IMITATION_ENV, kwargs, f"{character.name}_{args.target}"
 
 
 def run(args) -> int:
     from charctl.awr.config import load_config, parse_overrides
     from charctl.awr.trainer import train
 
-    env_id, env_kwargs = resolve(args)
-    overrides = parse_overrides(args.overrides)
+    awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
+    env_id, env_kwargs, name = resolve(args, env_overrides)
     for key, value in (("samples", args.samples), ("seed", args.seed), ("num_workers", args.workers)):
         if value is not None:
-            overrides[key] = value
-    config = load_config(env_id if args.character == GYM else None, args.config, overrides)
-    out = args.out or f"runs/{env_id.replace('/', '_')}-s{config.seed}"
+            awr_overrides[key] = value
+    gym_task = args.character == GYM
+    config = load_config(env_id if gym_task else None, args.config, awr_overrides,
+                         character=None if gym_task else env_kwargs["character"],
+                         motion=None if gym_task else env_kwargs["motion"])
+    out = args.out or f"runs/{name}-s{config.seed}"
     result = train(env_id, env_kwargs, config, out, resume=args.resume, dataset=args.dataset,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, name=name)
     final = result.final_test_return
-    print(f"{env_id}: {result.samples} samples, {result.iteration} iterations"
-          + (f", test return {final:.1f}" if final is not None else "") + f"; checkpoint {out}/checkpoint.pt")
+    if result.interrupted:
+        print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "
+              f"({result.samples} samples); continue with --resume --out {out}")
+        return 130
+    print(f"{name}: {result.samples} samples, {result.iteration} iterations"
+          + (f", test return {final:.1f}" if final is not None else "")
+          + f"; best policy {result.best_checkpoint}, last {result.last_checkpoint}")
     return 0

@@ -36,6 +36,11 @@ class EnvConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 
+    @property
+    def horizon(self) -> int:
+        """Control steps in a full episode: the denominator of the AWR paper's normalised return."""
+        return int(round(self.time_limit * self.sim.control_hz))
+
 
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)

@@ -1,0 +1,64 @@
+"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms and fall rate.
+
+Normalised return (imitation tasks) = sum of rewards / horizon, the horizon being a full episode's control
+steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps score 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charctl.awr.policy import NumpyPolicy
+from charctl.awr.rollout import evaluation_seed
+from charctl.awr.trainer import episode_horizon
+
+
+@dataclass
+class EvalResult:
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    fell: list[bool] = field(default_factory=list)
+    term_sums: dict[str, float] = field(default_factory=dict)  # reward terms summed over all steps
+    steps: int = 0
+    horizon: int | None = None
+
+    def summary(self) -> dict:
+        returns = np.asarray(self.returns, dtype=np.float64)
+        out = {"episodes": len(returns), "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+               "mean_length": float(np.mean(self.lengths))}
+        if self.horizon:
+            normalized = returns / self.horizon
+            out.update(normalized_return=float(normalized.mean()), normalized_return_std=float(normalized.std()),
+                       fall_rate=float(np.mean(self.fell)),
+                       reward_terms={k: v / max(self.steps, 1) for k, v in sorted(self.term_sums.items())})
+        return out
+
+
+def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
+             progress=None) -> EvalResult:
+    """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs."""
+    result = EvalResult(horizon=episode_horizon(env))
+    rng = np.random.default_rng(seed)
+    for j in range(episodes):
+        obs, _ = env.reset(seed=evaluation_seed(seed, j))
+        total, length, fell = 0.0, 0, False
+        while True:
+            action = policy.act(obs, deterministic=deterministic, rng=rng)
+            obs, reward, terminated, truncated, info = env.step(int(action) if policy.action.discrete else action)
+            total += float(reward)
+            length += 1
+            for key, value in info.items():
+                if key.startswith("reward_"):
+                    result.term_sums[key[len("reward_"):]] = result.term_sums.get(key[len("reward_"):], 0.0) + value
+            if terminated or truncated:
+                fell = bool(terminated)
+                break
+        result.returns.append(total)
+        result.lengths.append(length)
+        result.fell.append(fell)
+        result.steps += length
+        if progress is not None:
+            progress(j + 1)
+    return result

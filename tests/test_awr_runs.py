@@ -1,0 +1,242 @@
+"""Whole AWR runs: checkpoints survive SIGKILL and resume, Ctrl-C stops cleanly, static datasets train without
+stepping the env, `charctl collect` writes a dataset, and the ablation switches change what the update sees."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import charctl.awr.trainer as trainer_module
+from charctl.awr.checkpoint import load_checkpoint
+from charctl.awr.config import load_config
+from charctl.awr.dataset import load_dataset, save_dataset
+from charctl.awr.buffer import Episode
+from charctl.awr.policy import ActionSpec
+from charctl.awr.rollout import make_env
+from charctl.awr.trainer import train
+from charctl.cli import main
+from charctl.errors import CharctlError
+
+# A small, quick CartPole setting: 512 new samples and 20 + 100 gradient steps per iteration.
+QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
+         "num_workers": 0}
+
+
+def quick_config(**extra):
+    return load_config("CartPole-v1", overrides={**QUICK, **extra})
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cli(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "charctl", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_iteration(run_dir: Path, at_least: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if (run_dir / "progress.csv").exists() and len(rows(run_dir)) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("training made no progress")
+
+
+def test_sigkill_at_any_moment_resumes_from_an_intact_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "gym", "CartPole-v1", "--out", str(run_dir), "--no-progress", "--samples", "40000",
+            *[f"--set={k}={v}" for k, v in QUICK.items()]]
+    killed_at = []
+    for delay in (0.0, 0.13, 0.31):  # different moments within an iteration (one takes ~0.3-0.5 s)
+        process = cli(*args, *(["--resume"] if killed_at else []))
+        wait_for_iteration(run_dir, (len(rows(run_dir)) if killed_at else 0) + 2, process)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        state = load_checkpoint(run_dir / "CartPole-v1-last.pt")  # never torn
+        killed_at.append(state["iteration"])
+    assert killed_at == sorted(killed_at) and killed_at[-1] > killed_at[0]
+
+    finish = subprocess.run([sys.executable, "-m", "charctl", *args[:-len(QUICK)], "--samples",
+                             str((killed_at[-1] + 3) * 512), "--resume",
+                             *[f"--set={k}={v}" for k, v in QUICK.items()]], capture_output=True, text=True)
+    assert finish.returncode == 0, finish.stderr
+    final = load_checkpoint(run_dir / "CartPole-v1-last.pt")
+    assert final["iteration"] == killed_at[-1] + 3
+    table = rows(run_dir)
+    assert [int(r["iteration"]) for r in table] == list(range(final["iteration"]))  # no gap, no repeat
+    samples = [int(r["samples"]) for r in table]
+    assert samples == sorted(samples) and samples[-1] == final["samples"]
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_last_iteration(tmp_path):
+    run_dir = tmp_path / "run"
+    process = cli("train", "gym", "CartPole-v1", "--out", str(run_dir), "--no-progress", "--samples", "1000000",
+                  "--workers", "2", *[f"--set={k}={v}" for k, v in QUICK.items() if k != "num_workers"])
+    wait_for_iteration(run_dir, 2, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in out and "--resume" in out
+    assert "Traceback" not in err
+    state = load_checkpoint(run_dir / "CartPole-v1-last.pt")
+    assert state["iteration"] >= 2 and len(rows(run_dir)) == state["iteration"]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    whole = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "whole", progress=False)
+    train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "split", progress=False)
+    split = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "split", resume=True,
+                  progress=False)
+    assert (whole.iteration, whole.samples) == (split.iteration, split.samples)
+    a = load_checkpoint(whole.last_checkpoint)["agent"]["actor"]
+    b = load_checkpoint(split.last_checkpoint)["agent"]["actor"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_run_directory_refuses_a_second_run_and_a_resume_on_another_env(tmp_path):
+    train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    with pytest.raises(CharctlError, match="already exists"):
+        train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    (tmp_path / "run" / "CartPole-v1-last.pt").rename(tmp_path / "run" / "Acrobot-v1-last.pt")
+    with pytest.raises(CharctlError, match="trained on CartPole-v1"):
+        train("Acrobot-v1", {}, quick_config(samples=1024), tmp_path / "run", resume=True, progress=False)
+
+
+def test_best_and_last_checkpoints_are_written(tmp_path):
+    result = train("CartPole-v1", {}, quick_config(samples=3 * 512, eval_every=1), tmp_path / "run",
+                   progress=False)
+    best, last = load_checkpoint(result.best_checkpoint), load_checkpoint(result.last_checkpoint)
+    tested = [float(r["test_return"]) for r in rows(tmp_path / "run")]
+    assert best["best_test_return"] == pytest.approx(max(tested), rel=1e-5)
+    assert best["buffer"] is None and last["buffer"] is not None
+    assert last["iteration"] == 3
+
+
+def cartpole_demonstrations(episodes: int, seed: int) -> list[Episode]:
+    """A hand-written controller (push toward where the pole falls) with 20% random actions."""
+    env, rng, out = make_env("CartPole-v1"), np.random.default_rng(seed), []
+    for j in range(episodes):
+        obs, _ = env.reset(seed=seed + j)
+        observations, actions, rewards = [], [], []
+        while True:
+            action = int(obs[2] + 0.5 * obs[3] > 0) if rng.random() > 0.2 else int(rng.integers(2))
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            obs = next_obs
+            if terminated or truncated:
+                break
+        out.append(Episode(np.array(observations, np.float32), np.array(actions, np.int64),
+                           np.array(rewards, np.float32), np.array(obs, np.float32), bool(terminated)))
+    return out
+
+
+def test_static_dataset_trains_without_stepping_the_env(tmp_path, monkeypatch):
+    demos = cartpole_demonstrations(30, seed=1)
+    save_dataset(tmp_path / "demo.npz", demos, "CartPole-v1")
+    demo_return = np.mean([e.total_reward for e in demos])
+    random_return = 22.0  # CartPole-v1 with uniform random actions
+
+    def no_stepping(env_id, env_kwargs=None):
+        env = make_env(env_id, env_kwargs)
+        env.step = lambda action: pytest.fail("the env was stepped while training from a static dataset")
+        return env
+
+    monkeypatch.setattr(trainer_module, "make_env", no_stepping)
+    config = quick_config(samples=10 * 512, eval_episodes=0, actor_steps=200)
+    result = train("CartPole-v1", {}, config, tmp_path / "offline", dataset=tmp_path / "demo.npz", progress=False)
+    assert result.iteration == 10
+
+    from charctl.evaluation import evaluate
+    from charctl.policy_file import open_policy
+    task = open_policy(result.last_checkpoint)
+    score = evaluate(task.make_env(), task.policy, episodes=5).summary()["mean_return"]
+    assert score > 0.5 * demo_return and score > 4 * random_return
+
+
+def test_dataset_errors_name_the_file_and_the_array(tmp_path):
+    demos = cartpole_demonstrations(2, seed=0)
+    action = ActionSpec(discrete=True, size=2)
+    save_dataset(tmp_path / "ok.npz", demos, "CartPole-v1")
+    assert sum(len(e) for e in load_dataset(tmp_path / "ok.npz", 4, action)) == sum(len(e) for e in demos)
+    with pytest.raises(CharctlError, match="ok.npz: 'observations' has shape"):
+        load_dataset(tmp_path / "ok.npz", 5, action)
+    with pytest.raises(CharctlError, match="collected in CartPole-v1, not Acrobot-v1"):
+        load_dataset(tmp_path / "ok.npz", 4, action, "Acrobot-v1")
+    data = dict(np.load(tmp_path / "ok.npz"))
+    data["rewards"][3] = np.nan
+    np.savez(tmp_path / "nan.npz", **data)
+    with pytest.raises(CharctlError, match="nan.npz: 'rewards' row 3 is not finite"):
+        load_dataset(tmp_path / "nan.npz", 4, action)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(CharctlError, match="junk.npz: not a readable"):
+        load_dataset(tmp_path / "junk.npz", 4, action)
+
+
+def test_collect_writes_whole_episodes_from_a_checkpoint(tmp_path, capsys):
+    result = train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    out = tmp_path / "data.npz"
+    assert main(["collect", str(result.last_checkpoint), "--samples", "700", "--noise", "0.1", "--out", str(out),
+                 "--workers", "0"]) == 0
+    data = np.load(out)
+    ends = data["terminated"] | data["truncated"]
+    assert len(data["rewards"]) >= 700 and ends[-1] and not (data["terminated"] & data["truncated"]).any()
+    assert str(data["env_id"]) == "CartPole-v1"
+    starts = np.concatenate([[0], np.flatnonzero(ends)[:-1] + 1])
+    # inside an episode, the next observation is the following row's observation
+    inside = np.setdiff1d(np.arange(len(ends) - 1), np.flatnonzero(ends))
+    np.testing.assert_array_equal(data["next_observations"][inside], data["observations"][inside + 1])
+    assert len(starts) == ends.sum()
+    assert main(["collect", str(result.last_checkpoint), "--samples", "10", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "datasets are .npz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ablation, check", [
+    ({"on_policy": True}, lambda table: all(int(r["buffer_samples"]) < 2 * 512 for r in table)),
+    ({"on_policy": False}, lambda table: int(table[-1]["buffer_samples"]) >= 3 * 512),
+])
+def test_on_policy_ablation_keeps_only_the_latest_iteration(tmp_path, ablation, check):
+    train("CartPole-v1", {}, quick_config(samples=3 * 512, **ablation), tmp_path / "run", progress=False)
+    assert check(rows(tmp_path / "run"))
+
+
+def test_rwr_and_monte_carlo_ablations_change_the_weights(tmp_path, monkeypatch):
+    seen = {}
+    original = trainer_module.AWRAgent.update
+
+    def spy(self, buffer, new_samples):
+        flat = buffer.flat()
+        stats = original(self, buffer, new_samples)
+        seen[(self.config.baseline, self.config.returns)] = (stats["adv_mean"], flat)
+        return stats
+
+    monkeypatch.setattr(trainer_module.AWRAgent, "update", spy)
+    for index, (baseline, returns) in enumerate([(True, "td_lambda"), (False, "monte_carlo")]):
+        train("CartPole-v1", {}, quick_config(samples=512, baseline=baseline, returns=returns),
+              tmp_path / f"run{index}", progress=False)
+    # RWR with Monte Carlo returns: the "advantages" are the discounted returns themselves
+    adv_mean, flat = seen[(False, "monte_carlo")]
+    assert flat.terminated.all()  # a near-random CartPole policy falls long before the time limit
+    expected = []
+    for start, length in zip(flat.episode_starts, flat.episode_lengths):
+        g = 0.0
+        for r in flat.rewards[start:start + length][::-1]:
+            g = r + 0.99 * g
+            expected.append(g)
+    assert adv_mean == pytest.approx(np.mean(expected), rel=1e-4)
+    assert abs(seen[(True, "td_lambda")][0]) < 0.5 * adv_mean  # the value baseline takes most of it out
