@@ -115,6 +115,10 @@ def _tensorboard(out_dir: Path, purge_step: int):
 
 def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) -> tuple[dict, AWRConfig]:
     if not path.exists():
+        others = sorted(p.name[:-len("-last.pt")] for p in path.parent.glob("*-last.pt"))
+        if others:
+            raise CharctlError(f"{path.parent}: holds a run of {', '.join(others)}, not {path.name[:-len('-last.pt')]}; "
+                               "choose another --out")
         raise CharctlError(f"{path}: no checkpoint to resume from")
     state = load_checkpoint(path)
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:

@@ -1,0 +1,83 @@
+"""`charctl play CHECKPOINT --gui` (a PyBullet window) or `--record out.mp4` (headless video)."""
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "play", help="replay a trained policy in the simulation: a GUI window or a recorded video",
+        description="Replay a trained imitation policy in the physics simulation with the reference clip as a "
+        "translucent ghost beside it. --gui opens a PyBullet window (keys: space pause, n single step, r reset, "
+        "g toggle ghost, q quit); --record renders a .mp4 or .gif headless, no display needed. The checkpoint "
+        "names its character, clip and settings.",
+        epilog="example: charctl play runs/dog_canter-s0/dog_canter.pt --gui\n"
+               "         charctl play policies/dog_trot.pt --record trot.mp4 --seconds 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file written by charctl train")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--gui", action="store_true", help="open a PyBullet GUI window (needs a display)")
+    mode.add_argument("--record", type=Path, metavar="FILE", help="write a video (.mp4 or .gif) headless")
+    parser.add_argument("--seconds", type=float, default=None, help="GUI: stop after this long (default: until q); "
+                        "record: length of each episode (default 10)")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes to play (default: GUI until q, "
+                        "record 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    parser.add_argument("--no-ghost", action="store_true", help="do not draw the reference clip")
+    parser.add_argument("--screenshot", type=Path, help="GUI: save the window's picture (.png) when it closes")
+    parser.add_argument("--width", type=int, default=480, help="video width (default 480)")
+    parser.add_argument("--height", type=int, default=360, help="video height (default 360)")
+    parser.set_defaults(func=run)
+
+
+def check_display() -> None:
+    import os
+
+    from charctl.errors import CharctlError
+
+    if not os.environ.get("DISPLAY"):
+        raise CharctlError("--gui needs a display (DISPLAY is not set); use --record out.mp4 to render headless, "
+                           "or run under xvfb-run")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from charctl.errors import CharctlError
+    from charctl.playback import Player, record, run_gui
+    from charctl.policy_file import open_policy
+
+    if args.record is not None and args.record.suffix.lower() not in (".mp4", ".gif"):
+        raise CharctlError(f"--record {args.record}: videos are .mp4 or .gif")
+    if args.screenshot is not None and not args.gui:
+        raise CharctlError("--screenshot goes with --gui (--record writes the frames already)")
+    if args.episodes is not None and args.episodes < 1:
+        raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
+    if args.gui:
+        check_display()
+    task = open_policy(args.checkpoint)
+    if not task.is_imitation:
+        raise CharctlError(f"{task.path}: a {task.env_id} policy; play shows imitation tasks (use "
+                           "'charctl eval' for gymnasium tasks)")
+    env = task.make_env(gui=args.gui)
+    try:
+        imitation = env.unwrapped
+        distance = 2.2 if imitation.character.name == "dog" else 3.0
+        player = Player(env, task.policy, imitation.config.horizon, args.seed, deterministic=not args.stochastic,
+                        ghost=not args.no_ghost)
+        if args.gui:
+            played = run_gui(player, args.seconds, args.episodes, args.screenshot, distance)
+            print(f"{task.name}: {played} episode(s) finished; last: {player.status_text()}")
+        else:
+            seconds = 10.0 if args.seconds is None else args.seconds
+            episodes = args.episodes or 1
+            total = episodes * (int(round(seconds / imitation.dt)) + 1)
+            with tqdm(total=total, unit="frame", desc=f"record {args.record.name}") as bar:
+                count = record(player, args.record, seconds, episodes, args.width, args.height, distance,
+                               progress=lambda n: bar.update(n - bar.n))
+            print(f"wrote {args.record} ({count} frames); last episode: {player.status_text()}")
+    finally:
+        env.close()
+    return 0

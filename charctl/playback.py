@@ -1,0 +1,205 @@
+"""Replaying a trained imitation policy in the physics simulation: in a PyBullet GUI window or to a video.
+
+The reference clip is drawn as a translucent, non-colliding ghost beside the simulated character; the ghost
+is re-posed after every control step (before anything is drawn), so physics never moves it visibly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet
+
+from charctl.bullet_pose import apply_pose
+from charctl.character import Character
+from charctl.pose import Pose
+
+GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
+
+
+class Ghost:
+    """A second copy of the character that shows the reference pose; it collides with nothing."""
+
+    def __init__(self, sim, character: Character, offset=(0.0, 1.0, 0.0)):
+        self.client, self.character = sim.client, character
+        self.offset = np.asarray(offset, dtype=np.float64)
+        p = dict(physicsClientId=self.client)
+        self.body = sim.load_extra_body(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        for link in range(-1, character.num_joints - 1):
+            pybullet.setCollisionFilterGroupMask(self.body, link, 0, 0, **p)
+            pybullet.changeVisualShape(self.body, link, rgbaColor=GHOST_RGBA, **p)
+        self.visible = True
+
+    def show(self, pose: Pose) -> None:
+        if not self.visible:
+            return
+        moved = Pose(root_pos=pose.root_pos + self.offset, root_rot=pose.root_rot, joint_rot=pose.joint_rot)
+        apply_pose(self.client, self.body, self.character, moved)
+
+    def toggle(self) -> None:
+        self.visible = not self.visible
+        if not self.visible:  # park it far below the ground
+            pybullet.resetBasePositionAndOrientation(self.body, [0, 0, -100], [0, 0, 0, 1],
+                                                     physicsClientId=self.client)
+
+
+@dataclass
+class StepInfo:
+    phase: float
+    reward: float
+    normalized_return: float
+    time: float
+    done: bool
+    fell: bool
+
+
+class Player:
+    """Runs the policy in an imitation env, one control step at a time, keeping the ghost in step."""
+
+    def __init__(self, env, policy, horizon: int, seed: int, deterministic: bool, ghost: bool = True,
+                 ghost_offset=(0.0, 1.0, 0.0)):
+        self.env, self.policy, self.horizon = env, policy, horizon
+        self.imitation = env.unwrapped
+        self.deterministic = deterministic
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.episode = 0
+        self.ghost = Ghost(self.imitation.sim, self.imitation.character, ghost_offset) if ghost else None
+        self.obs = None
+        self.total = 0.0
+        self.last = StepInfo(0.0, 0.0, 0.0, 0.0, False, False)
+
+    @property
+    def root_position(self) -> np.ndarray:
+        state = self.imitation.sim.state()
+        return state.root_pos
+
+    def reset(self) -> None:
+        from charctl.awr.rollout import evaluation_seed
+
+        self.obs, info = self.env.reset(seed=evaluation_seed(self.seed, self.episode))
+        self.episode += 1
+        self.total = 0.0
+        self.last = StepInfo(info["phase"], 0.0, 0.0, 0.0, False, False)
+        self._show_ghost()
+
+    def step(self) -> StepInfo:
+        action = self.policy.act(self.obs, deterministic=self.deterministic, rng=self.rng)
+        self.obs, reward, terminated, truncated, info = self.env.step(action)
+        self.total += reward
+        self.last = StepInfo(phase=info.get("phase", 0.0), reward=float(reward),
+                             normalized_return=self.total / self.horizon,
+                             time=info["time"] - self.imitation.start_time, done=terminated or truncated,
+                             fell=bool(terminated))
+        self._show_ghost()
+        return self.last
+
+    def _show_ghost(self) -> None:
+        if self.ghost is not None:
+            self.ghost.show(self.imitation.reference_pose())
+
+    def status_text(self) -> str:
+        s = self.last
+        return (f"t {s.time:5.2f} s  phase {s.phase:.2f}  reward {s.reward:.3f}  "
+                f"normalised return {s.normalized_return:.3f}" + ("  FELL" if s.fell else ""))
+
+
+# --------------------------------------------------------------------------------------------- GUI window
+KEYS = {"pause": ord(" "), "step": ord("n"), "reset": ord("r"), "ghost": ord("g"), "quit": ord("q")}
+
+
+def _pressed(events: dict, key: int) -> bool:
+    return bool(events.get(key, 0) & pybullet.KEY_WAS_TRIGGERED)
+
+
+def run_gui(player: Player, seconds: float | None, episodes: int | None, screenshot=None,
+            camera_distance: float = 3.0) -> int:
+    """The interactive loop at real time. Returns the number of episodes played."""
+    client = player.imitation.sim.client
+    p = dict(physicsClientId=client)
+    pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
+    text_id = help_id = -1
+    paused, started, played = False, time.monotonic(), 0
+    dt = player.imitation.dt
+    player.reset()
+    help_id = pybullet.addUserDebugText("space pause  n step  r reset  g ghost  q quit", [0, 0, 0],
+                                        textColorRGB=[0.2, 0.2, 0.2], textSize=1.1, **p)
+    while True:
+        tick = time.monotonic()
+        events = pybullet.getKeyboardEvents(**p)
+        if _pressed(events, KEYS["quit"]):
+            break
+        if _pressed(events, KEYS["pause"]):
+            paused = not paused
+        if _pressed(events, KEYS["ghost"]) and player.ghost is not None:
+            player.ghost.toggle()
+            player._show_ghost()
+        if _pressed(events, KEYS["reset"]):
+            player.reset()
+        if not paused or _pressed(events, KEYS["step"]):
+            info = player.step()
+            if info.done:
+                played += 1
+                if episodes is not None and played >= episodes:
+                    break
+                player.reset()
+        root = player.root_position
+        pybullet.resetDebugVisualizerCamera(camera_distance, 30.0, -15.0, [root[0], root[1] + 0.5, 0.7 * root[2]],
+                                            **p)
+        text_id = pybullet.addUserDebugText(player.status_text() + ("  [paused]" if paused else ""),
+                                            [root[0], root[1] - 0.8, root[2] + 0.9], textColorRGB=[0, 0, 0],
+                                            textSize=1.2, replaceItemUniqueId=text_id, **p)
+        pybullet.addUserDebugText("space pause  n step  r reset  g ghost  q quit",
+                                  [root[0], root[1] - 0.8, root[2] + 0.7], textColorRGB=[0.3, 0.3, 0.3],
+                                  textSize=1.0, replaceItemUniqueId=help_id, **p)
+        if seconds is not None and time.monotonic() - started >= seconds:
+            break
+        time.sleep(max(0.0, dt - (time.monotonic() - tick)))
+    if screenshot is not None:
+        save_window(client, screenshot, player.root_position, camera_distance)
+    return played
+
+
+def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:
+    """A picture rendered by the GUI's own OpenGL renderer (not TinyRenderer): proof the window draws."""
+    from charctl.render import write_frames
+
+    p = dict(physicsClientId=client)
+    view = pybullet.computeViewMatrixFromYawPitchRoll([target[0], target[1] + 0.5, 0.7 * target[2]], distance, 30.0,
+                                                      -15.0, 0, 2, **p)
+    proj = pybullet.computeProjectionMatrixFOV(60.0, width / height, 0.05, 50.0, **p)
+    _, _, rgba, _, _ = pybullet.getCameraImage(width, height, view, proj,
+                                               renderer=pybullet.ER_BULLET_HARDWARE_OPENGL, **p)
+    frame = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3]
+    write_frames(path, [frame], 30.0)
+
+
+# --------------------------------------------------------------------------------------------- video
+def record(player: Player, path, seconds: float, episodes: int, width: int, height: int,
+           camera_distance: float, progress=None) -> int:
+    """Render episodes headless (TinyRenderer) into a .gif/.mp4; returns the number of frames."""
+    from charctl.render import Camera, render_client, write_frames
+
+    camera = Camera(width=width, height=height, distance=camera_distance)
+    frames, fps = [], 1.0 / player.imitation.dt
+    steps_per_episode = int(round(seconds * fps))
+    for _ in range(episodes):
+        player.reset()
+        frames.append(_frame(player, camera, render_client))
+        for _ in range(steps_per_episode):
+            info = player.step()
+            frames.append(_frame(player, camera, render_client))
+            if progress is not None:
+                progress(len(frames))
+            if info.done:
+                break
+    write_frames(path, frames, fps)
+    return len(frames)
+
+
+def _frame(player: Player, camera, render_client) -> np.ndarray:
+    root = player.root_position
+    target = root + (0.0, 0.5 if player.ghost is not None and player.ghost.visible else 0.0, 0.0)
+    return render_client(player.imitation.sim.client, target, camera)

@@ -1,0 +1,131 @@
+"""The application end to end: charctl train CHARACTER MOTION -> eval -> play (video and a real GUI) -> plot."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from charctl.awr.checkpoint import load_checkpoint
+from charctl.cli import main
+
+# Two tiny iterations: 256 new samples each, few gradient steps.
+TINY = ["--samples", "512", "--workers", "2", "--no-progress", "--set", "samples_per_iter=256",
+        "--set", "critic_steps=10", "--set", "actor_steps=20", "--set", "eval_episodes=2",
+        "--set", "env.time_limit=3"]
+
+
+@pytest.fixture(scope="module")
+def dog_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("app") / "dog_trot"
+    assert main(["train", "dog", "trot", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_best_and_last_checkpoints_and_logs(dog_run):
+    assert {p.name for p in dog_run.iterdir()} >= {"dog_trot.pt", "dog_trot-last.pt", "progress.csv",
+                                                    "config.yaml", "tb"}
+    state = load_checkpoint(dog_run / "dog_trot-last.pt")
+    assert state["iteration"] == 2 and state["env_id"] == "charctl/Imitate-v0"
+    assert state["env_kwargs"] == {"character": "dog", "motion": "trot", "config": {"time_limit": 3}}
+    header = (dog_run / "progress.csv").read_text().splitlines()[0]
+    assert "test_normalized_return" in header and "train_normalized_return" in header
+
+
+def test_eval_prints_a_normalised_return_in_0_1(dog_run, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 3 and result["character"] == "dog" and result["motion"] == "trot"
+    assert 0.0 <= result["normalized_return"] <= 1.0 and 0.0 <= result["fall_rate"] <= 1.0
+    assert set(result["reward_terms"]) == {"pose", "velocity", "end_effector", "root", "com"}
+    assert result["normalized_return"] == pytest.approx(result["mean_return"] / 90)  # 3 s at 30 Hz
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "2"]) == 0
+    assert "normalised return" in capsys.readouterr().out
+
+
+def grey_fraction(frame: np.ndarray) -> float:
+    """Share of pixels in the characters' grey (the ground is blue and white, the sky white, the ghost blue)."""
+    f = frame.astype(int)
+    spread = f.max(axis=-1) - f.min(axis=-1)
+    return float(np.mean((spread < 25) & (f.max(axis=-1) < 200)))
+
+
+def test_play_records_a_video_of_the_dog(dog_run, tmp_path):
+    video = tmp_path / "trot.gif"
+    assert main(["play", str(dog_run / "dog_trot.pt"), "--record", str(video), "--seconds", "1",
+                 "--width", "160", "--height", "120", "--no-ghost"]) == 0
+    frames = iio.imread(video)
+    assert len(frames) >= 2
+    distinct = {frames[i].tobytes() for i in range(len(frames))}
+    assert len(distinct) >= min(len(frames), 3)
+    assert all(grey_fraction(f) > 0.005 for f in frames)  # the dog is in every frame
+
+    from charctl.render import Camera, KinematicScene, render_client
+    from charctl.character import load_character
+    with KinematicScene(load_character("dog"), Camera(width=160, height=120, distance=2.2),
+                        show_character=False) as empty:
+        assert grey_fraction(render_client(empty.client, np.array([0.0, 0.0, 0.5]),
+                                           Camera(width=160, height=120, distance=2.2))) < 0.001
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed (.ci/run installs it)")
+def test_play_opens_a_real_gui_window_under_xvfb(dog_run, tmp_path):
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", sys.executable, "-m", "charctl",
+                             "play", str(dog_run / "dog_trot.pt"), "--gui", "--seconds", "2", "--screenshot",
+                             str(shot)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    picture = iio.imread(shot)
+    assert picture.std() > 10  # not blank
+    assert grey_fraction(picture) > 0.005  # the character is in it
+
+
+def test_gui_without_a_display_says_so(dog_run, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["play", str(dog_run / "dog_trot.pt"), "--gui"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--record" in err
+
+
+def test_plot_draws_curves(dog_run, tmp_path):
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(dog_run), str(dog_run), "--out", str(out)]) == 0
+    picture = iio.imread(out)
+    assert picture.shape[0] > 200 and picture.std() > 5
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "robot", "walk"], "characters: dog, humanoid"),
+    (["train", "dog", "moonwalk"], "clips: canter, trot, turn"),
+    (["train", "gym", "Hoper-v5"], "registered: "),
+    (["eval", "missing.pt"], "no such checkpoint"),
+    (["play", "missing.pt", "--record", "x.gif"], "no such checkpoint"),
+    (["train", "dog", "trot", "--set", "env.gravity=1"], "unknown key 'gravity'"),
+    (["train", "dog", "trot", "--set", "actor_lr=fast"], "actor_lr: expected float"),
+])
+def test_unknown_names_get_one_line_and_exit_2(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err
+
+
+def test_a_checkpoint_of_another_task_or_version_is_refused(dog_run, tmp_path, capsys):
+    assert main(["train", "humanoid", "spinkick", "--out", str(dog_run), "--resume", *TINY]) == 2
+    assert "holds a run of dog_trot, not humanoid_spinkick" in capsys.readouterr().err
+    shutil.copy(dog_run / "dog_trot-last.pt", tmp_path / "humanoid_spinkick-last.pt")
+    assert main(["train", "humanoid", "spinkick", "--out", str(tmp_path), "--resume", *TINY]) == 2
+    assert "trained on charctl/Imitate-v0 {'character': 'dog'" in capsys.readouterr().err
+    state = torch.load(dog_run / "dog_trot.pt", weights_only=True)
+    state["format"] = "charctl-awr-0"
+    torch.save(state, tmp_path / "old.pt")
+    assert main(["eval", str(tmp_path / "old.pt")]) == 2
+    assert "not a charctl AWR checkpoint" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["play", str(tmp_path / "junk.pt"), "--record", str(tmp_path / "x.gif")]) == 2
+    assert "not a readable charctl checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.gif").exists()
