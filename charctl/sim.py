@@ -102,6 +102,13 @@ class Simulation:
         pybullet.restoreState(self._clean_state, physicsClientId=self.client)
         self._pd_command = None
 
+    def load_extra_body(self, urdf_path: str, **kwargs) -> int:
+        """Load another body (e.g. a display-only ghost) and make it part of the world `restart` returns to."""
+        body = pybullet.loadURDF(urdf_path, physicsClientId=self.client, **kwargs)
+        pybullet.removeState(self._clean_state, physicsClientId=self.client)
+        self._clean_state = pybullet.saveState(physicsClientId=self.client)
+        return body
+
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
         """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
         hinge_angle = {}
