@@ -84,6 +84,8 @@ def write_frames(path: Path, frames: list[np.ndarray], fps: float) -> None:
             iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
         else:
             try:
-                iio.imwrite(tmp, np.stack(frames), extension=".mp4", fps=fps, codec="libx264")
+                # the temp file's name does not end in .mp4, so name the container for ffmpeg
+                iio.imwrite(tmp, np.stack(frames), extension=".mp4", fps=fps, codec="libx264",
+                            output_params=["-f", "mp4"], macro_block_size=8)
             except Exception as err:  # imageio needs its ffmpeg plugin for mp4
                 raise CharctlError(f"{path}: cannot write mp4 ({err}); use .gif") from None

@@ -129,3 +129,11 @@ def test_a_checkpoint_of_another_task_or_version_is_refused(dog_run, tmp_path, c
     assert main(["play", str(tmp_path / "junk.pt"), "--record", str(tmp_path / "x.gif")]) == 2
     assert "not a readable charctl checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_play_records_mp4(dog_run, tmp_path):
+    video = tmp_path / "trot.mp4"
+    assert main(["play", str(dog_run / "dog_trot.pt"), "--record", str(video), "--seconds", "0.5",
+                 "--width", "160", "--height", "120"]) == 0
+    frames = iio.imread(video)
+    assert frames.shape[1:] == (120, 160, 3) and len(frames) >= 2
