@@ -137,3 +137,27 @@ def test_play_records_mp4(dog_run, tmp_path):
                  "--width", "160", "--height", "120"]) == 0
     frames = iio.imread(video)
     assert frames.shape[1:] == (120, 160, 3) and len(frames) >= 2
+
+
+def test_gui_keys_pause_step_ghost_reset_and_quit(dog_run, monkeypatch):
+    """The window's key handling, driven by scripted key events in a headless (DIRECT) simulation."""
+    import pybullet
+
+    from charctl.playback import KEYS, Player, run_gui
+    from charctl.policy_file import open_policy
+
+    task = open_policy(dog_run / "dog_trot.pt")
+    env = task.make_env()
+    player = Player(env, task.policy, env.unwrapped.config.horizon, seed=0, deterministic=True)
+    down = pybullet.KEY_WAS_TRIGGERED
+    script = iter([{}, {KEYS["pause"]: down}, {}, {KEYS["step"]: down}, {KEYS["ghost"]: down},
+                   {KEYS["reset"]: down}, {KEYS["quit"]: down}])
+    monkeypatch.setattr(pybullet, "getKeyboardEvents", lambda **kwargs: next(script))
+    steps = []
+    original_step = player.step
+    monkeypatch.setattr(player, "step", lambda: steps.append(1) or original_step())
+    run_gui(player, seconds=None, episodes=None)
+    env.close()
+    assert len(steps) == 2             # one while running, none while paused, one single step with n
+    assert not player.ghost.visible    # g hid the ghost
+    assert player.episode == 2         # r started a second episode
