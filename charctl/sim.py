@@ -18,7 +18,7 @@ import pybullet_data
 from charctl.bullet_pose import apply_pose, movable_joints
 from charctl.character import Character
 from charctl.pose import Pose
-from charctl.rotations import canonical, quat_rotate, rotvec_from_quat
+from charctl.rotations import canonical, rotvec_from_quat
 
 
 @dataclass
@@ -44,6 +44,31 @@ class SimState:
     com_vel: np.ndarray  # (J, 3) body COM linear velocities
     ang_vel: np.ndarray  # (J, 3) body angular velocities
     root_lin_vel: np.ndarray  # (3,) of the root joint frame origin
+
+
+def _rotate(q: tuple[float, ...], v: tuple[float, ...]) -> tuple[float, float, float]:
+    """Quaternion q (xyzw) applied to vector v, in Python floats: for one vector per step, numpy's per-call
+    cost is most of the work (and pybullet.multiplyTransforms computes in single precision)."""
+    x, y, z, w = q
+    vx, vy, vz = v
+    tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
+    return vx + w * tx + y * tz - z * ty, vy + w * ty + z * tx - x * tz, vz + w * tz + x * ty - y * tx
+
+
+def _joint_state_columns(is_ball: list[bool], balls: tuple[int, ...], hinges: tuple[int, ...],
+                         actuated: list[int]) -> tuple[np.ndarray, ...]:
+    """Where, in the actuated joints' states laid end to end (a ball's 4 + 3 numbers, a hinge's 1 + 1, in link
+    order), each ball joint's rotation (B, 4) and velocity (B, 3) and each hinge's angle and velocity (H,) are."""
+    start, where = 0, {}
+    for joint, ball in zip(actuated, is_ball):
+        size = 4 if ball else 1
+        where[joint] = (np.arange(start, start + size), np.arange(start + size, start + size + (3 if ball else 1)))
+        start += size + (3 if ball else 1)
+    ball_rot = np.array([where[j][0] for j in balls], dtype=np.int64).reshape(-1, 4)
+    ball_vel = np.array([where[j][1] for j in balls], dtype=np.int64).reshape(-1, 3)
+    hinge_angle = np.array([where[j][0][0] for j in hinges], dtype=np.int64)
+    hinge_vel = np.array([where[j][1][0] for j in hinges], dtype=np.int64)
+    return ball_rot, ball_vel, hinge_angle, hinge_vel
 
 
 class Simulation:
@@ -78,9 +103,18 @@ class Simulation:
         self.kd = [joints[i].kd for i in self.actuated]
         self.max_force = [[joints[i].torque_limit] * (3 if ball else 1) for i, ball in zip(self.actuated, self.is_ball)]
         self.hinge_axes = np.stack([joints[i].axis for i in self.hinges]) if self.hinges else np.zeros((0, 3))
+        # where each actuated joint's numbers sit among the ball joints' or the hinges' (command building, readout)
+        self._slots = [(ball, (self.balls if ball else self.hinges).index(i))
+                       for i, ball in zip(self.actuated, self.is_ball)]
+        self._joint_columns = _joint_state_columns(self.is_ball, self.balls, self.hinges, self.actuated)
+        self._ball_index = np.array(self.balls, dtype=np.int64)
+        self._hinge_index = np.array(self.hinges, dtype=np.int64)
+        self._zero_velocities = [[0.0, 0.0, 0.0] if ball else [0.0] for ball in self.is_ball]
+        self._identity_rot = np.tile([0.0, 0.0, 0.0, 1.0], (character.num_joints, 1))
         self._disable_default_motors()
         self._pd_command: dict | None = None
         self.base_com = character.bodies[0].com
+        self._base_com = tuple(self.base_com.tolist())
         # A fresh world to return to: without it, contact caches (solver warm starts) carried over from the last
         # episode make the same seed and actions give different results after a reset.
         self._clean_state = pybullet.saveState(**p)
@@ -111,17 +145,26 @@ class Simulation:
 
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
         """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
-        hinge_angle = {}
-        if self.hinges:
-            angles = np.einsum("hk,hk->h", rotvec_from_quat(joint_rot[list(self.hinges)]), self.hinge_axes)
-            hinge_angle = dict(zip(self.hinges, angles.tolist()))
-        joint_rot = canonical(joint_rot)  # PyBullet's stable PD does not treat q and -q as the same rotation
-        targets = [joint_rot[i].tolist() if ball else [hinge_angle[i]] for i, ball in zip(self.actuated, self.is_ball)]
+        balls, hinges = list(self.balls), list(self.hinges)
+        hinge_angle = np.einsum("hk,hk->h", rotvec_from_quat(joint_rot[hinges]), self.hinge_axes)
         if joint_vel is None:
-            velocities = [[0.0, 0.0, 0.0] if ball else [0.0] for ball in self.is_ball]
+            self.set_pd_command(joint_rot[balls], hinge_angle)
         else:
-            velocities = [joint_vel[i].tolist() if ball else [float(joint_vel[i] @ self.character.joints[i].axis)]
-                          for i, ball in zip(self.actuated, self.is_ball)]
+            self.set_pd_command(joint_rot[balls], hinge_angle, joint_vel[balls],
+                                np.einsum("hk,hk->h", joint_vel[hinges], self.hinge_axes))
+
+    def set_pd_command(self, ball_rot: np.ndarray, hinge_angle: np.ndarray, ball_vel: np.ndarray | None = None,
+                       hinge_vel: np.ndarray | None = None) -> None:
+        """Stable-PD targets in joint coordinates: rotations (B, 4) of the ball joints, angles (H,) of the hinges
+        (both in Character order), and their target velocities (local (B, 3), (H,)) or zero."""
+        ball = canonical(ball_rot).tolist()  # PyBullet's stable PD does not treat q and -q as the same rotation
+        hinge = np.asarray(hinge_angle, dtype=np.float64).tolist()
+        targets = [ball[m] if is_ball else [hinge[m]] for is_ball, m in self._slots]
+        velocities = self._zero_velocities
+        if ball_vel is not None:
+            ball_v = np.asarray(ball_vel, dtype=np.float64).tolist()
+            hinge_v = np.asarray(hinge_vel, dtype=np.float64).tolist()
+            velocities = [ball_v[m] if is_ball else [hinge_v[m]] for is_ball, m in self._slots]
         self._pd_command = dict(
             bodyUniqueId=self.body, jointIndices=self.pd_indices, controlMode=pybullet.STABLE_PD_CONTROL,
             targetPositions=targets, targetVelocities=velocities, positionGains=self.kp, velocityGains=self.kd,
@@ -137,40 +180,45 @@ class Simulation:
 
     # ------------------------------------------------------------------ readout
     def state(self) -> SimState:
+        """Read the whole character in five PyBullet calls; per-body arrays are views of one (J, 16) array."""
         p = dict(physicsClientId=self.client)
-        J = self.character.num_joints
         base_pos, base_rot = pybullet.getBasePositionAndOrientation(self.body, **p)
         base_lin, base_ang = pybullet.getBaseVelocity(self.body, **p)
-        links = pybullet.getLinkStates(self.body, self.links, computeLinkVelocity=1, **p)
-        root_rot = np.array(base_rot)
-        com_offset = quat_rotate(root_rot, self.base_com)
-        com_pos = np.empty((J, 3))
-        com_vel = np.empty((J, 3))
-        ang_vel = np.empty((J, 3))
-        link_pos = np.empty((J, 3))
-        link_rot = np.empty((J, 4))
-        com_pos[0], com_vel[0], ang_vel[0] = base_pos, base_lin, base_ang
-        link_pos[0] = com_pos[0] - com_offset
-        link_rot[0] = root_rot
-        for k, s in enumerate(links, start=1):
-            com_pos[k], link_rot[k], link_pos[k], com_vel[k], ang_vel[k] = s[0], s[5], s[4], s[6], s[7]
-        joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (J, 1))
-        joint_ang_vel = np.zeros((J, 3))
-        if self.pd_indices:
-            states = pybullet.getJointStatesMultiDof(self.body, self.pd_indices, **p)
-            for (position, velocity, *_), i, ball in zip(states, self.actuated, self.is_ball):
-                if ball:
-                    joint_rot[i] = position
-                    joint_ang_vel[i] = velocity
-                else:
-                    axis = self.character.joints[i].axis
-                    joint_rot[i, :3] = np.sin(0.5 * position[0]) * axis
-                    joint_rot[i, 3] = np.cos(0.5 * position[0])
-                    joint_ang_vel[i] = velocity[0] * axis
-        root_lin_vel = com_vel[0] - np.cross(ang_vel[0], com_offset)
-        return SimState(root_pos=link_pos[0].copy(), root_rot=root_rot, joint_rot=joint_rot,
-                        joint_ang_vel=joint_ang_vel, link_pos=link_pos, link_rot=link_rot, com_pos=com_pos,
-                        com_vel=com_vel, ang_vel=ang_vel, root_lin_vel=root_lin_vel)
+        # PyBullet places the base by its centre of mass; the root joint frame sits -com away from it
+        arm = _rotate(base_rot, self._base_com)
+        root_pos = tuple(b - a for b, a in zip(base_pos, arm))
+        # columns: COM position, body rotation, joint frame origin, COM linear velocity, angular velocity
+        flat = list(base_pos + base_rot + root_pos + base_lin + base_ang)
+        for s in pybullet.getLinkStates(self.body, self.links, computeLinkVelocity=1, **p):
+            flat += s[0] + s[5] + s[4] + s[6] + s[7]
+        rows = np.array(flat).reshape(-1, 16)
+        joint_rot, joint_ang_vel = self._joint_state(p)
+        # the root joint origin's velocity: the base COM's minus the spin about the offset between them
+        (ax, ay, az), (wx, wy, wz) = arm, base_ang
+        root_lin_vel = np.array([base_lin[0] - (wy * az - wz * ay), base_lin[1] - (wz * ax - wx * az),
+                                 base_lin[2] - (wx * ay - wy * ax)])
+        return SimState(root_pos=np.array(root_pos), root_rot=np.array(base_rot), joint_rot=joint_rot,
+                        joint_ang_vel=joint_ang_vel, link_pos=rows[:, 7:10], link_rot=rows[:, 3:7],
+                        com_pos=rows[:, 0:3], com_vel=rows[:, 10:13], ang_vel=rows[:, 13:16],
+                        root_lin_vel=root_lin_vel)
+
+    def _joint_state(self, p: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Local joint rotations (J, 4) and angular velocities (J, 3): the actuated joints', identity/zero elsewhere."""
+        joint_rot = self._identity_rot.copy()
+        joint_ang_vel = np.zeros((self.character.num_joints, 3))
+        if not self.pd_indices:
+            return joint_rot, joint_ang_vel
+        flat = []
+        for position, velocity, *_ in pybullet.getJointStatesMultiDof(self.body, self.pd_indices, **p):
+            flat += position + velocity
+        flat = np.array(flat)
+        ball_rot, ball_vel, hinge_angle, hinge_vel = (flat[c] for c in self._joint_columns)
+        joint_rot[self._ball_index], joint_ang_vel[self._ball_index] = ball_rot, ball_vel
+        half = 0.5 * hinge_angle
+        joint_rot[self._hinge_index, :3] = np.sin(half)[:, None] * self.hinge_axes
+        joint_rot[self._hinge_index, 3] = np.cos(half)
+        joint_ang_vel[self._hinge_index] = hinge_vel[:, None] * self.hinge_axes
+        return joint_rot, joint_ang_vel
 
     def ground_contacts(self) -> set[int]:
         """Indices of the bodies touching the ground plane."""

@@ -146,3 +146,21 @@ def test_forward_kinematics_agrees_with_pybullet(character, motion):
             np.testing.assert_allclose([s[7] for s in states], ang[1:], atol=1e-6)
     finally:
         pybullet.disconnect(client)
+
+
+@pytest.mark.parametrize("character,motion", [("humanoid", "cartwheel"), ("dog", "turn")])
+def test_body_kinematics_matches_the_per_function_path(character, motion):
+    """The one-pass kinematics of the reference track: same as forward_kinematics + body velocities, batched or not."""
+    from charctl.kinematics import body_com_positions, body_com_velocities, body_kinematics
+
+    char, clip = load_character(character), load_clip(character, motion)
+    for t in (0.37, np.array([0.0, 0.37, 1.9, 5.3])):
+        pose = clip.sample(t)
+        pos, body_rot = forward_kinematics(char, pose.root_pos, pose.root_rot, pose.joint_rot)
+        lin, ang = body_velocities(char, pose, pos, body_rot)
+        body = body_kinematics(char, pose)
+        np.testing.assert_allclose(body.joint_pos, pos, atol=1e-12)
+        np.testing.assert_allclose(body.body_rot, rot.quat_to_matrix(body_rot), atol=1e-12)
+        np.testing.assert_allclose(body.com_pos, body_com_positions(char, pos, body_rot), atol=1e-12)
+        np.testing.assert_allclose(body.ang_vel, ang, atol=1e-12)
+        np.testing.assert_allclose(body.com_vel, body_com_velocities(char, pos, body_rot, lin, ang), atol=1e-12)

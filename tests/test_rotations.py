@@ -45,3 +45,17 @@ def test_hinge_round_trip():
     axis = np.array([0.0, 0.0, 1.0])
     angles = np.linspace(-3.0, 3.0, 13)
     np.testing.assert_allclose(rot.hinge_angle(rot.hinge_quat(angles, axis), axis), angles, atol=1e-12)
+
+
+def test_matrices_heading_frame_and_difference_angle():
+    q = Rotation.random(30, random_state=4).as_quat()
+    np.testing.assert_allclose(rot.quat_to_matrix(q), Rotation.from_quat(q).as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(rot.quat_to_matrix(q[0]), Rotation.from_quat(q[0]).as_matrix(), atol=1e-12)
+    assert np.all(rot.quat_diff_angle(rot.quat_from_matrix(rot.quat_to_matrix(q)), q) < 1e-7)
+    expected = rot.quat_to_matrix(rot.heading_inverse(q))
+    np.testing.assert_allclose(rot.heading_matrix(q), expected, atol=1e-12)
+    np.testing.assert_allclose(np.stack([rot.heading_matrix(x) for x in q]), expected, atol=1e-12)
+    upright = Rotation.from_euler("y", 90, degrees=True).as_quat()  # +x points straight down: heading 0
+    np.testing.assert_allclose(rot.heading_matrix(upright), np.eye(3), atol=1e-12)
+    a, b = Rotation.random(20, random_state=5), Rotation.random(20, random_state=6)
+    np.testing.assert_allclose(rot.quat_diff_angle(a.as_quat(), -b.as_quat()), (a.inv() * b).magnitude(), atol=1e-7)

@@ -12,6 +12,8 @@ initialisation), end on forbidden ground contact (terminated) or at the time lim
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
@@ -19,8 +21,8 @@ from gymnasium import spaces
 from charctl import rotations as rot
 from charctl.character import load_character
 from charctl.envs.config import config_to_dict, load_env_config
-from charctl.envs.reference import offset_pose, reference_state
-from charctl.envs.reward import TERMS, reward_terms, total_reward
+from charctl.envs.reference import ReferenceTrack
+from charctl.envs.reward import TERMS, feature_terms, reward_features, total_reward
 from charctl.motion.clip import load_clip
 from charctl.pose import Pose
 from charctl.sim import Simulation, SimState
@@ -47,7 +49,8 @@ class ImitationEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.character.action_size,), dtype=np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.time = self.start_time = 0.0
-        self._turn, self._shift, self._cycle = rot.IDENTITY.copy(), np.zeros(3), 0
+        self._cycle = 0
+        self.track = ReferenceTrack(self.character, self.clip, self.dt)
         self._state: SimState | None = None
 
     # ------------------------------------------------------------------ actions
@@ -70,6 +73,8 @@ class ImitationEnv(gym.Env):
         self._ball_cols = np.array([c for i, s in self._slices if kinds[i] == "spherical" for c in range(s.start, s.stop)],
                                    dtype=int)
         self._hinge_cols = np.array([s.start for i, s in self._slices if kinds[i] == "revolute"], dtype=int)
+        self._ball_col_scale = np.repeat(self._ball_scale, 3)
+        self._actuated = np.concatenate([self._balls, self._hinges])
 
     def action_to_targets(self, action: np.ndarray) -> np.ndarray:
         """Normalised action -> local joint rotations (J, 4) for the PD controller."""
@@ -83,36 +88,47 @@ class ImitationEnv(gym.Env):
 
     def targets_to_action(self, joint_rot: np.ndarray) -> np.ndarray:
         """Inverse of action_to_targets (not clipped): the action that asks for these joint rotations."""
-        action = np.zeros(self.character.action_size)
-        for i, s in self._slices:
-            joint = self.character.joints[i]
-            if joint.kind == "spherical":
-                action[s] = rot.rotvec_from_quat(joint_rot[i]) / np.abs(joint.limits).max()
-            else:
-                angle = rot.hinge_angle(joint_rot[i], joint.axis)
-                action[s] = (angle - joint.limits[0].mean()) / (0.5 * (joint.limits[0, 1] - joint.limits[0, 0]))
+        action = np.empty(self.character.action_size)
+        rotvecs = rot.rotvec_from_quat(joint_rot[self._actuated])
+        balls, hinges = rotvecs[:len(self._balls)], rotvecs[len(self._balls):]
+        action[self._ball_cols] = balls.ravel() / self._ball_col_scale
+        angles = (hinges * self._hinge_axes).sum(axis=1)
+        action[self._hinge_cols] = (angles - self._hinge_offset) / self._hinge_scale
         return action
+
+    def _command_targets(self, action: np.ndarray) -> None:
+        """The PD command for a valid action: ball rotations and hinge angles straight from it."""
+        a = np.minimum(np.maximum(action, -1.0), 1.0)  # np.clip costs twice as much on one small array
+        ball_rot = rot.quat_from_rotvec((a[self._ball_cols] * self._ball_col_scale).reshape(-1, 3))
+        hinge_angle = self._hinge_offset + self._hinge_scale * a[self._hinge_cols]
+        if self.config.pd_target_velocity:
+            spin = self.reference_pose(self.time + self.dt).joint_ang_vel
+            self.sim.set_pd_command(ball_rot, hinge_angle, spin[self._balls],
+                                    (spin[self._hinges] * self._hinge_axes).sum(axis=1))
+        else:
+            self.sim.set_pd_command(ball_rot, hinge_angle)
 
     # ------------------------------------------------------------------ reference
     def reference_pose(self, t: float | None = None) -> Pose:
         """The reference pose at time t (default: now), moved to where the simulated character is."""
-        return offset_pose(self.clip.sample(self.time if t is None else t), self._turn, self._shift)
+        return self.track.pose(self.time if t is None else t)
 
-    def _sync_reference(self) -> None:
+    def _sync_reference(self, state: SimState) -> None:
         """At each new cycle, move the reference horizontally (and turn it, if configured) onto the character."""
         if not self.clip.loop or self.clip.duration <= 0:
             return
-        cycle = int(np.floor(self.time / self.clip.duration))
+        cycle = math.floor(self.time / self.clip.duration)
         if cycle == self._cycle:
             return
         self._cycle = cycle
-        state = self.sim.state()
         ref = self.reference_pose()
+        turn = self.track.turn
         if self.config.sync_heading:
             delta = rot.heading(state.root_rot) - rot.heading(ref.root_rot)
-            self._turn = rot.quat_mul(rot.z_rotation(delta), self._turn)
+            turn = rot.quat_mul(rot.z_rotation(delta), turn)
+            self.track.move(turn, self.track.shift)
             ref = self.reference_pose()
-        self._shift = self._shift + (state.root_pos - ref.root_pos) * [1.0, 1.0, 0.0]
+        self.track.move(turn, self.track.shift + (state.root_pos - ref.root_pos) * [1.0, 1.0, 0.0])
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -122,8 +138,8 @@ class ImitationEnv(gym.Env):
         if start is None:
             start = float(self.np_random.uniform(0.0, self.clip.duration)) if self.clip.duration > 0 else 0.0
         self.time = self.start_time = float(start)
-        self._turn, self._shift = rot.IDENTITY.copy(), np.zeros(3)
-        self._cycle = int(np.floor(self.time / self.clip.duration)) if self.clip.duration > 0 else 0
+        self.track.restart(self.time)
+        self._cycle = math.floor(self.time / self.clip.duration) if self.clip.duration > 0 else 0
         pose = self.reference_pose()
         self.sim.restart()
         self.sim.set_pose(pose)
@@ -132,35 +148,45 @@ class ImitationEnv(gym.Env):
             pose.root_pos = pose.root_pos + [0.0, 0.0, lift]
             self.sim.set_pose(pose)
         self._state = self.sim.state()
-        return self._observation(self._state), {"time": self.time, "phase": float(self.clip.phase(self.time))}
+        return self._observation(self._state), {"time": self.time, "phase": self._phase()}
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
+        if action.shape != self.action_space.shape or not np.isfinite(action).all():
             return self._failure("invalid_action")
-        targets = self.action_to_targets(action)
-        return self.step_with_targets(targets)
+        self._command_targets(action)
+        return self._advance()
 
     def step_with_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None):
         """Advance one control step with PD targets given directly (used for open-loop reference tracking)."""
         if joint_vel is None and self.config.pd_target_velocity:
             joint_vel = self.reference_pose(self.time + self.dt).joint_ang_vel
         self.sim.set_pd_targets(joint_rot, joint_vel)
+        return self._advance()
+
+    def _advance(self):
+        """Physics for one control step with the PD command set, then reward, termination and observation."""
         self.sim.step()
         self.time += self.dt
         state = self.sim.state()
         if not _healthy(state):
             return self._failure("sim_failure")
         self._state = state
-        self._sync_reference()
-        ref = reference_state(self.character, self.reference_pose())
-        terms = reward_terms(self.character, state, ref, self.config.reward)
+        self._sync_reference(state)
+        to_heading = rot.heading_matrix(state.root_rot)  # shared by the reward and the observation
+        terms = feature_terms(self.character, reward_features(self.character, state, to_heading),
+                              self.track.features(self.time), self.config.reward)
         fell = bool(self.sim.ground_contacts() - self.allowed_contacts)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
         truncated = not fell and self.time - self.start_time >= self.config.time_limit - 1e-9
+        phase = self._phase()
         info = {f"reward_{k}": terms[k] for k in TERMS}
-        info.update(time=self.time, phase=float(self.clip.phase(self.time)), fell=fell)
-        return self._observation(state), float(reward), fell, bool(truncated), info
+        info.update(time=self.time, phase=phase, fell=fell)
+        return self._observation(state, to_heading, phase), float(reward), fell, bool(truncated), info
+
+    def _phase(self) -> float:
+        duration = self.clip.duration
+        return (self.time / duration) % 1.0 if duration > 0 else 0.0
 
     def _failure(self, flag: str):
         """A NaN action or a blown-up simulation ends the episode as a fall, never as an exception."""
@@ -168,18 +194,20 @@ class ImitationEnv(gym.Env):
                                                                                       np.float32)
         return obs, 0.0, True, False, {flag: True, "fell": True, "time": self.time}
 
-    def _observation(self, state: SimState) -> np.ndarray:
-        to_heading = rot.heading_inverse(state.root_rot)
-        root_com = state.com_pos[0]
-        pos = rot.quat_rotate(to_heading, state.com_pos - root_com)
-        body_rot = rot.quat_mul(to_heading, state.link_rot)
-        tangent = rot.quat_rotate(body_rot, np.broadcast_to([1.0, 0.0, 0.0], pos.shape))
-        normal = rot.quat_rotate(body_rot, np.broadcast_to([0.0, 1.0, 0.0], pos.shape))
-        lin = rot.quat_rotate(to_heading, state.com_vel)
-        ang = rot.quat_rotate(to_heading, state.ang_vel)
-        head = np.array([self.clip.phase(self.time), state.root_pos[2]])
-        obs = np.concatenate([head, np.concatenate([pos, tangent, normal, lin, ang], axis=1).ravel()])
-        return obs.astype(np.float32)
+    def _observation(self, state: SimState, to_heading: np.ndarray | None = None,
+                     phase: float | None = None) -> np.ndarray:
+        if to_heading is None:
+            to_heading = rot.heading_matrix(state.root_rot)
+        axes = rot.quat_to_matrix(state.link_rot)
+        # per body five world vectors (COM relative to the root's, x axis, y axis, COM velocity, angular
+        # velocity), turned into the heading frame by one product
+        world = np.concatenate([state.com_pos - state.com_pos[0], axes[:, :, 0], axes[:, :, 1], state.com_vel,
+                                state.ang_vel], axis=1).reshape(-1, 5, 3)
+        obs = np.empty(self.observation_space.shape, dtype=np.float32)
+        obs[0] = self._phase() if phase is None else phase
+        obs[1] = state.root_pos[2]
+        obs[2:] = (world @ to_heading.T).ravel()
+        return obs
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -198,6 +226,6 @@ class ImitationEnv(gym.Env):
 
 
 def _healthy(state: SimState) -> bool:
-    arrays = (state.com_pos, state.com_vel, state.ang_vel, state.joint_rot)
-    return all(np.all(np.isfinite(a)) for a in arrays) and np.abs(state.com_vel).max() < MAX_SPEED \
-        and np.abs(state.ang_vel).max() < 10 * MAX_SPEED
+    # NaN fails the speed comparisons; the sum is not finite if any position or rotation is not
+    return np.abs(state.com_vel).max() < MAX_SPEED and np.abs(state.ang_vel).max() < 10 * MAX_SPEED \
+        and math.isfinite(state.com_pos.sum() + state.joint_rot.sum())

@@ -63,17 +63,24 @@ class Clip:
         heights untouched: each cycle starts exactly where the previous one ended.
         """
         cycles = np.asarray(cycles, dtype=np.int64)
-        p0, p_last = self.root_pos[0] * [1, 1, 0], self.root_pos[-1] * [1, 1, 0]
-        dh = self.cycle_heading
-        kmax = int(cycles.max(initial=0))
-        starts = np.empty((kmax + 1, 3))
-        starts[0] = p0
-        step = rot.z_rotation(dh)
-        for k in range(kmax):
-            starts[k + 1] = rot.quat_rotate(step, starts[k] - p0) + p_last
-        turn = rot.z_rotation(cycles * dh)
+        p0 = self.root_pos[0] * [1, 1, 0]
+        starts = self._cycle_starts(int(cycles.max(initial=0)))
+        turn = rot.z_rotation(cycles * self.cycle_heading)
         shift = starts[cycles] - rot.quat_rotate(turn, np.broadcast_to(p0, turn.shape[:-1] + (3,)))
         return turn, shift
+
+    def _cycle_starts(self, kmax: int) -> np.ndarray:
+        """c_0 .. c_kmax (at least), kept between calls: each needs the one before, so long times cost a loop."""
+        starts = self.__dict__.get("_starts")
+        if starts is None or len(starts) <= kmax:
+            p0, p_last = self.root_pos[0] * [1, 1, 0], self.root_pos[-1] * [1, 1, 0]
+            step = rot.z_rotation(self.cycle_heading)
+            starts = np.empty((max(kmax + 1, 64), 3))
+            starts[0] = p0
+            for k in range(len(starts) - 1):
+                starts[k + 1] = rot.quat_rotate(step, starts[k] - p0) + p_last
+            self.__dict__["_starts"] = starts
+        return starts
 
     # ------------------------------------------------------------------ sampling
     def _locate(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -99,8 +106,9 @@ class Clip:
         cycles, i, w, _ = self._locate(t)
         j = np.minimum(i + 1, self.num_frames - 1)
         root_pos = (1 - w)[..., None] * self.root_pos[i] + w[..., None] * self.root_pos[j]
-        root_rot = rot.slerp(self.root_rot[i], self.root_rot[j], w)
-        joint_rot = rot.slerp(self.joint_rot[i], self.joint_rot[j], w[..., None])
+        root_step, joint_step = self._frame_steps  # slerp(q_i, q_j, w) = q_i exp(w log(q_i^-1 q_j))
+        root_rot = rot.quat_mul(self.root_rot[i], rot.quat_from_rotvec(root_step[i] * w[..., None]))
+        joint_rot = rot.quat_mul(self.joint_rot[i], rot.quat_from_rotvec(joint_step[i] * w[..., None, None]))
         turn, shift = self.cycle_transform(cycles)
         root_pos = rot.quat_rotate(turn, root_pos) + shift
         root_rot = rot.quat_mul(turn, root_rot)
@@ -111,6 +119,15 @@ class Clip:
             pose.root_ang_vel = rot.quat_rotate(turn, ang[i])
             pose.joint_ang_vel = joint_ang[i].copy()
         return pose
+
+    @functools.cached_property
+    def _frame_steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rotation vector from each frame to the next (root (F, 3), joints (F, J, 3); zero for the last frame),
+        the numbers rot.slerp would recompute on every sample."""
+        following = np.minimum(np.arange(self.num_frames) + 1, self.num_frames - 1)
+        root = rot.rotvec_from_quat(rot.quat_mul(rot.quat_conj(self.root_rot), self.root_rot[following]))
+        joints = rot.rotvec_from_quat(rot.quat_mul(rot.quat_conj(self.joint_rot), self.joint_rot[following]))
+        return root, joints
 
     @functools.cached_property
     def _frame_velocities(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
