@@ -88,6 +88,16 @@ def collect_episodes(env: gym.Env, policy: NumpyPolicy, num_samples: int, seed: 
     return episodes
 
 
+def split_samples(num_samples: int, workers: int) -> list[int]:
+    """Each worker's share of an iteration's samples (they differ by at most one)."""
+    return [num_samples // workers + (w < num_samples % workers) for w in range(workers)]
+
+
+def worker_seeds(seed: int, iteration: int, workers: int) -> list[list[int]]:
+    """The seed of worker w's share in an iteration: the same for local and Ray workers."""
+    return [[seed, iteration, w] for w in range(workers)]
+
+
 def evaluation_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, EVAL_STREAM, episode]).generate_state(1)[0])
 
@@ -136,6 +146,7 @@ class Rollouts:
     def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int):
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_workers, self.seed = num_workers, seed
+        self.restarts = 0  # local workers are not replaced: a dead one stops the run (resume with --resume)
         self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
         self._connections, self._processes = [], []
         if num_workers > 0:
@@ -189,8 +200,8 @@ class Rollouts:
                 noise_std: float | None = None) -> list[Episode]:
         """Whole episodes, at least `num_samples` transitions in total, split evenly over the workers."""
         workers = max(self.num_workers, 1)
-        quotas = [num_samples // workers + (w < num_samples % workers) for w in range(workers)]
-        seeds = [[self.seed, iteration, w] for w in range(workers)]
+        quotas = split_samples(num_samples, workers)
+        seeds = worker_seeds(self.seed, iteration, workers)
         if self.num_workers == 0:
             return collect_episodes(self.env, policy, quotas[0], seeds[0], noise_std)
         state = policy.to_state()

@@ -38,7 +38,7 @@ COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalize
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
            "critic_loss", "actor_loss", "adv_mean", "adv_std", "weight_mean", "weight_min", "weight_max",
            "clipped_fraction", "critic_steps", "actor_steps", "buffer_samples", "samples_per_second",
-           "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds"]
+           "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds", "worker_restarts"]
 
 
 @dataclass
@@ -134,11 +134,14 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) 
 
 
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
-          dataset: str | Path | None = None, progress: bool = True, name: str | None = None) -> TrainResult:
+          dataset: str | Path | None = None, progress: bool = True, name: str | None = None,
+          ray_address: str | None = None) -> TrainResult:
     """Train (or, with `resume`, continue training) an AWR policy on a gymnasium env id with Box or Discrete actions.
 
     `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
     for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
+    `ray_address`: rollout workers as Ray actors ("local" or "" starts or joins a Ray instance as ray.init()
+    does; else a cluster address); None: local worker processes.
     """
     out_dir = Path(out_dir)
     name = name or default_name(env_id)
@@ -188,9 +191,10 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     start = time.perf_counter() - wall_offset
     try:
         need_env = dataset is None or config.eval_episodes > 0
-        rollouts = Rollouts(env_id, env_kwargs, config.num_workers, config.seed) if need_env else None
+        rollouts = make_rollouts(env_id, env_kwargs, config, ray_address, bar.write) if need_env else None
         while samples < config.samples:
             t0 = time.perf_counter()
+            restarts_before = rollouts.restarts if rollouts is not None else 0
             row: dict = {"iteration": iteration}
             if dataset is None:
                 episodes = rollouts.collect(agent.policy(), config.samples_per_iter, iteration)
@@ -233,6 +237,7 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
 
             iteration += 1
             row.update(stats)
+            row["worker_restarts"] = (rollouts.restarts if rollouts is not None else 0) - restarts_before
             row.update(samples=samples, wall_time=t3 - start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
                        eval_seconds=t3 - t2, samples_per_second=new_samples / (t3 - t0) if dataset is None else None)
             improved = evaluated and (best is None or row["test_return"] > best)
@@ -266,6 +271,14 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
         if rollouts is not None:
             rollouts.close()
     return result
+
+
+def make_rollouts(env_id: str, env_kwargs: dict, config: AWRConfig, ray_address: str | None, log):
+    if ray_address is None:
+        return Rollouts(env_id, env_kwargs, config.num_workers, config.seed)
+    from charctl.awr.ray_rollout import RayRollouts
+
+    return RayRollouts(env_id, env_kwargs, config.num_workers, config.seed, ray_address, log=log)
 
 
 def _postfix(row: dict, result: TrainResult, horizon: int | None) -> dict:

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
                "         charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
-               "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline",
+               "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline\n"
+               "         charctl train dog canter --ray auto --workers 64",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("character", metavar="CHARACTER", help="a character (humanoid, dog) or 'gym'")
@@ -37,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from NAME-last.pt")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
                         help="override one setting (repeatable), e.g. --set temperature=0.5 --set env.time_limit=10")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="rollout workers as Ray actors: on a Ray cluster at ADDRESS (e.g. 10.0.0.1:6379 or "
+                        "auto), or alone: a local Ray instance (needs pip install 'charctl[ray]'; docs/ray.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -84,6 +88,10 @@ def run(args) -> int:
     from charctl.awr.config import load_config, parse_overrides
     from charctl.awr.trainer import train
 
+    if args.ray is not None:
+        from charctl.awr.ray_rollout import import_ray
+
+        import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
     env_id, env_kwargs, name = resolve(args, env_overrides)
     for key, value in (("samples", args.samples), ("seed", args.seed), ("num_workers", args.workers)):
@@ -95,7 +103,7 @@ def run(args) -> int:
                          motion=None if gym_task else env_kwargs["motion"])
     out = args.out or f"runs/{name}-s{config.seed}"
     result = train(env_id, env_kwargs, config, out, resume=args.resume, dataset=args.dataset,
-                   progress=not args.no_progress, name=name)
+                   progress=not args.no_progress, name=name, ray_address=args.ray)
     final = result.final_test_return
     if result.interrupted:
         print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "

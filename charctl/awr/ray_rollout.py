@@ -1,0 +1,133 @@
+"""Rollout workers as Ray actors, on any node of a Ray cluster; the learner stays in the driver.
+
+Same interface and seeding as `charctl.awr.rollout.Rollouts`: iteration k's share w uses seeds derived from
+(seed, k, w), so a run with N Ray workers collects exactly what a run with N local workers does. Each
+iteration the policy (weights + normaliser) is put in the object store once and every actor reads it.
+
+Fault tolerance: an actor that dies (its process killed, its node lost) is replaced by a new one, its
+unfinished share is discarded and collected again by the replacement from the same seeds, and the run goes on;
+`restarts` counts the replacements (the trainer logs it per iteration).
+"""
+
+from __future__ import annotations
+
+import os
+
+from charctl.awr.buffer import Episode
+from charctl.awr.policy import NumpyPolicy
+from charctl.awr.rollout import collect_episodes, evaluate_episodes, evaluation_seed, split_samples, worker_seeds
+from charctl.errors import CharctlError
+
+MAX_RESTARTS_PER_CALL = 3  # a share that kills this many fresh actors in a row is a bug, not bad luck
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise CharctlError("--ray needs Ray: pip install 'charctl[ray]'") from None
+    return ray
+
+
+class RolloutActor:
+    """One env in a Ray worker process (wrapped with ray.remote at runtime, so Ray stays optional)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict):
+        from charctl.awr.rollout import make_env
+
+        self.env = make_env(env_id, env_kwargs)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def collect(self, policy_state: dict, num_samples: int, seed, noise_std) -> list[Episode]:
+        return collect_episodes(self.env, NumpyPolicy.from_state(policy_state), num_samples, seed, noise_std)
+
+    def evaluate(self, policy_state: dict, seeds: list[int]) -> list[tuple[float, int]]:
+        return evaluate_episodes(self.env, NumpyPolicy.from_state(policy_state), seeds)
+
+
+class RayRollouts:
+    def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int,
+                 address: str | None = None, log=print):
+        ray = import_ray()
+        self.ray = ray
+        self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
+        self.num_workers, self.seed = max(num_workers, 1), seed
+        self.restarts = 0
+        self.log = log
+        if not ray.is_initialized():
+            # None: join the cluster named by RAY_ADDRESS if set, else start a local one
+            ray.init(address=None if address in (None, "", "local") else address, log_to_driver=False,
+                     include_dashboard=False)
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(RolloutActor)
+        self.actors = [self._new_actor() for _ in range(self.num_workers)]
+
+    def _new_actor(self):
+        return self._actor_class.remote(self.env_id, self.env_kwargs)
+
+    def pids(self) -> list[int]:
+        return self.ray.get([actor.pid.remote() for actor in self.actors])
+
+    def _run(self, method: str, per_worker_args: list[tuple]) -> list:
+        """Call `method` on actor w with per_worker_args[w]; replace dead actors and redo their share."""
+        ray = self.ray
+        pending = {w: getattr(self.actors[w], method).remote(*args) for w, args in enumerate(per_worker_args)}
+        results, attempts = {}, {w: 0 for w in pending}
+        while pending:
+            refs = list(pending.values())
+            ready, _ = ray.wait(refs, num_returns=1)
+            w = next(k for k, ref in pending.items() if ref == ready[0])
+            del pending[w]
+            try:
+                results[w] = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.ObjectLostError) as err:
+                attempts[w] += 1
+                if attempts[w] > MAX_RESTARTS_PER_CALL:
+                    raise CharctlError(f"Ray rollout worker {w} died {attempts[w]} times in a row: "
+                                       f"{str(err).splitlines()[0]}") from None
+                self.restarts += 1
+                self.log(f"Ray rollout worker {w} died ({type(err).__name__}); replaced it and collecting its "
+                         "share again")
+                self.actors[w] = self._new_actor()
+                pending[w] = getattr(self.actors[w], method).remote(*per_worker_args[w])
+            except ray.exceptions.RayTaskError as err:  # an exception inside the env: the user's to see
+                raise RuntimeError(f"Ray rollout worker {w} failed in env {self.env_id}:\n{err}") from None
+        return [results[w] for w in range(len(per_worker_args))]
+
+    def collect(self, policy: NumpyPolicy, num_samples: int, iteration: int,
+                noise_std: float | None = None) -> list[Episode]:
+        state = self.ray.put(policy.to_state())  # one copy in the object store, read by every actor
+        quotas = split_samples(num_samples, self.num_workers)
+        seeds = worker_seeds(self.seed, iteration, self.num_workers)
+        results = self._run("collect", [(state, q, s, noise_std) for q, s in zip(quotas, seeds)])
+        return [episode for episodes in results for episode in episodes]
+
+    def evaluate(self, policy: NumpyPolicy, num_episodes: int):
+        import numpy as np
+
+        state = self.ray.put(policy.to_state())
+        seeds = [evaluation_seed(self.seed, j) for j in range(num_episodes)]
+        active = [w for w in range(self.num_workers) if seeds[w::self.num_workers]]
+        per_worker = self._run("evaluate", [(state, seeds[w::self.num_workers]) for w in active])
+        results = [None] * num_episodes
+        for w, share in zip(active, per_worker):
+            results[w::self.num_workers] = share
+        return (np.array([r for r, _ in results], dtype=np.float64),
+                np.array([n for _, n in results], dtype=np.int64))
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except Exception:  # already gone
+                pass
+        self.actors = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
