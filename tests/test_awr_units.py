@@ -218,3 +218,16 @@ def test_flatten_marks_episode_ends():
                     episode(np.zeros(3), np.zeros(3), np.ones(3), [0], False)])
     np.testing.assert_array_equal(flat.is_last, [False, True, False, False, True])
     assert math.isclose(float(flat.rewards.sum()), 5.0)
+
+
+def test_learner_device_is_the_gpu_only_when_torch_sees_one():
+    import torch
+
+    from charctl.awr.agent import resolve_device
+    from charctl.errors import CharctlError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(CharctlError, match="torch sees no GPU"):
+            resolve_device("cuda")

@@ -28,6 +28,15 @@ ADV_EPS = 1e-5
 VALUE_CHUNK = 65536  # critic evaluation batch over the buffer
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto': the GPU when torch sees one (the learner's updates), else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CharctlError(f"config: device '{name}' asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
 def advantage_weights(advantages: np.ndarray, config: AWRConfig) -> tuple[np.ndarray, dict]:
     """Per-sample regression weights from advantages (or returns, without a baseline), and their statistics."""
     mean, std = float(np.mean(advantages)), float(np.std(advantages))
@@ -54,10 +63,11 @@ class AWRAgent:
         self.config = config
         self.action = ActionSpec.from_space(action_space)
         obs_size = observation_space.shape[0]
+        self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.actor = Actor(obs_size, self.action, config.actor_layers, config.actor_init_output_scale,
-                           config.action_std)
-        self.critic = Critic(obs_size, config.critic_layers)
+                           config.action_std).to(self.device)
+        self.critic = Critic(obs_size, config.critic_layers).to(self.device)
         self.actor_optimizer = torch.optim.SGD(self.actor.parameters(), lr=config.actor_lr,
                                                momentum=config.actor_momentum)
         self.critic_optimizer = torch.optim.SGD(self.critic.parameters(), lr=config.critic_lr,
@@ -73,7 +83,7 @@ class AWRAgent:
     @torch.no_grad()
     def values(self, obs_norm: torch.Tensor) -> np.ndarray:
         out = [self.critic(obs_norm[i:i + VALUE_CHUNK]) for i in range(0, len(obs_norm), VALUE_CHUNK)]
-        return (torch.cat(out) * self.value_scale).numpy()
+        return (torch.cat(out) * self.value_scale).cpu().numpy()
 
     def _targets(self, flat: FlatEpisodes, obs: torch.Tensor, final_obs: torch.Tensor):
         values = self.values(obs)
@@ -86,16 +96,16 @@ class AWRAgent:
         """[steps, batch_size] sample indices: consecutive slices of reshuffled passes over all samples."""
         passes = math.ceil(steps * batch_size / count)
         order = torch.cat([torch.randperm(count, generator=self.generator) for _ in range(passes)])
-        return order[:steps * batch_size].view(steps, batch_size)
+        return order[:steps * batch_size].view(steps, batch_size).to(self.device)
 
     def _actions_tensor(self, actions: np.ndarray) -> torch.Tensor:
         if self.action.discrete:
-            return torch.from_numpy(np.asarray(actions, dtype=np.int64).reshape(-1))
-        return torch.from_numpy(((actions - self.action.centre) / self.action.scale).astype(np.float32))
+            return torch.from_numpy(np.asarray(actions, dtype=np.int64).reshape(-1)).to(self.device)
+        return torch.from_numpy(((actions - self.action.centre) / self.action.scale).astype(np.float32)).to(self.device)
 
     def fit_critic(self, obs: torch.Tensor, targets: np.ndarray, steps: int) -> float:
-        targets_norm = torch.from_numpy((targets / self.value_scale).astype(np.float32))
-        total = torch.zeros(())
+        targets_norm = torch.from_numpy((targets / self.value_scale).astype(np.float32)).to(self.device)
+        total = torch.zeros((), device=self.device)
         for idx in self._batches(len(obs), self.config.critic_batch_size, steps):
             loss = 0.5 * torch.square(targets_norm[idx] - self.critic(obs[idx])).mean()
             self.critic_optimizer.zero_grad(set_to_none=True)
@@ -105,8 +115,8 @@ class AWRAgent:
         return float(total) / max(steps, 1)
 
     def fit_actor(self, obs: torch.Tensor, actions: torch.Tensor, weights: np.ndarray, steps: int) -> float:
-        weights_t = torch.from_numpy(weights)
-        config, total = self.config, torch.zeros(())
+        weights_t = torch.from_numpy(weights).to(self.device)
+        config, total = self.config, torch.zeros((), device=self.device)
         for idx in self._batches(len(obs), config.actor_batch_size, steps):
             output = self.actor(obs[idx])
             loss = -(weights_t[idx] * self.actor.log_prob(output, actions[idx])).mean()
@@ -124,8 +134,8 @@ class AWRAgent:
         """One AWR update on everything in `buffer`; returns the iteration's statistics."""
         config = self.config
         flat = buffer.flat()
-        obs = torch.from_numpy(self.normalizer.normalize(flat.observations))
-        final_obs = torch.from_numpy(self.normalizer.normalize(flat.final_observations))
+        obs = torch.from_numpy(self.normalizer.normalize(flat.observations)).to(self.device)
+        final_obs = torch.from_numpy(self.normalizer.normalize(flat.final_observations)).to(self.device)
         actions = self._actions_tensor(flat.actions)
         scale = new_samples / config.samples_per_iter
         critic_steps = math.ceil(config.critic_steps * scale)

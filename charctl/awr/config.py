@@ -28,6 +28,7 @@ class AWRConfig:
     seed: int = 0
     num_workers: int = 2                 # rollout worker processes; 0 runs the env in the learner process
     torch_threads: int = 1               # learner's torch threads (measured: docs/benchmarks.md)
+    device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
     eval_every: int = 10                 # iterations between deterministic evaluations (0: only at the end)
     eval_episodes: int = 10
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (exact resume)

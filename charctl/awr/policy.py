@@ -192,8 +192,8 @@ class NumpyPolicy:
     @classmethod
     def from_actor(cls, actor: Actor, normalizer: ObsNormalizer) -> "NumpyPolicy":
         linears = [m for m in actor.net if isinstance(m, nn.Linear)]
-        return cls([m.weight.detach().numpy().T.copy() for m in linears],
-                   [m.bias.detach().numpy().copy() for m in linears],
+        return cls([m.weight.detach().cpu().numpy().T.copy() for m in linears],
+                   [m.bias.detach().cpu().numpy().copy() for m in linears],
                    normalizer.mean, normalizer.std, normalizer.clip, actor.action, actor.action_std)
 
     def output(self, obs: np.ndarray) -> np.ndarray:

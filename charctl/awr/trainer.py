@@ -127,7 +127,7 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) 
     saved = build_config(state["config"], f"{path}: config")
     # a resumed run keeps its settings; only the budget and the worker/thread counts may change
     config = build_config({**config_to_dict(saved), "samples": config.samples, "num_workers": config.num_workers,
-                           "torch_threads": config.torch_threads}, f"{path}: config")
+                           "torch_threads": config.torch_threads, "device": config.device}, f"{path}: config")
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill during a write
         stale.unlink(missing_ok=True)
     return state, config
