@@ -161,3 +161,19 @@ def test_gui_keys_pause_step_ghost_reset_and_quit(dog_run, monkeypatch):
     assert len(steps) == 2             # one while running, none while paused, one single step with n
     assert not player.ghost.visible    # g hid the ghost
     assert player.episode == 2         # r started a second episode
+
+
+def test_group_curve_takes_the_median_over_the_runs_that_reach_each_point():
+    from pathlib import Path
+
+    from charctl.curves import Run, group_curve
+
+    def run(samples, returns):
+        return Run(Path("."), "t", np.array(samples, float), np.array(samples, float), np.array(returns, float), True)
+
+    runs = [run([0, 10], [0.0, 1.0]), run([0, 10], [0.0, 0.5]), run([0, 20], [0.0, 0.4])]
+    grid, median, low, high = group_curve(runs, "samples", points=5)  # grid 0, 5, 10, 15, 20
+    np.testing.assert_allclose(grid, [0, 5, 10, 15, 20])
+    np.testing.assert_allclose(median, [0.0, 0.25, 0.5, 0.3, 0.4])   # past 10 only the long run counts
+    np.testing.assert_allclose(low, [0.0, 0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(high, [0.0, 0.5, 1.0, 0.3, 0.4])
