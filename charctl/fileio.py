@@ -35,3 +35,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "settings") -> dict:
+    """A YAML file whose top level is a mapping (an empty file is {}); bad input is a one-line CharctlError."""
+    import yaml
+
+    from charctl.errors import CharctlError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise CharctlError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise CharctlError(f"{path}: expected a mapping of {what}")
+    return data

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from charctl.errors import CharctlError
+from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
@@ -113,14 +114,7 @@ def build_config(values: dict, source: str) -> AWRConfig:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise CharctlError(f"{path}: no such config file") from None
-    except yaml.YAMLError as err:
-        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise CharctlError(f"{path}: expected a mapping of AWR settings")
+    data = read_yaml_mapping(path, "AWR settings")
     return _checked(data, path)  # name the file and key here: merged values lose their origin
 
 
@@ -153,12 +147,7 @@ def _imitation_values(character: str, motion: str | None, directory: Path) -> tu
     path = character_config_path(character, directory)
     if not path.exists():
         return {}, None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise CharctlError(f"{path}: expected a mapping of AWR settings")
+    data = read_yaml_mapping(path, "AWR settings")
     clips = data.pop("clips", None) or {}
     if not isinstance(clips, dict):
         raise CharctlError(f"{path}: clips: expected a mapping of clip name to settings")

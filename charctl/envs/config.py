@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from charctl.errors import CharctlError
+from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
 from charctl.sim import SimConfig
 
@@ -61,15 +61,7 @@ def _build(cls, values: dict, source: str):
 
 
 def _read(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise CharctlError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise CharctlError(f"{path}: expected a mapping")
-    return data
+    return read_yaml_mapping(path, "environment settings") if path.exists() else {}
 
 
 def load_env_config(character: str, motion: str, overrides: dict | None = None,
