@@ -39,14 +39,33 @@ class EvalResult:
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
              progress=None) -> EvalResult:
     """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs."""
-    result = EvalResult(horizon=episode_horizon(env))
     rng = np.random.default_rng(seed)
+
+    def step(obs):
+        action = policy.act(obs, deterministic=deterministic, rng=rng)
+        return env.step(int(action) if policy.action.discrete else action)
+
+    return _run_episodes(env, step, episodes, seed, progress)
+
+
+def evaluate_reference_pd(env, episodes: int, seed: int = 0, progress=None) -> EvalResult:
+    """The no-policy baseline of an imitation task: PD targets taken straight from the reference clip (its
+    next control step's joint rotations), from the same seeded start states as `evaluate`."""
+    imitation = env.unwrapped
+
+    def step(obs):
+        return imitation.step_with_targets(imitation.reference_pose(imitation.time + imitation.dt).joint_rot)
+
+    return _run_episodes(imitation, step, episodes, seed, progress)
+
+
+def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
+    result = EvalResult(horizon=episode_horizon(env))
     for j in range(episodes):
         obs, _ = env.reset(seed=evaluation_seed(seed, j))
         total, length, fell = 0.0, 0, False
         while True:
-            action = policy.act(obs, deterministic=deterministic, rng=rng)
-            obs, reward, terminated, truncated, info = env.step(int(action) if policy.action.discrete else action)
+            obs, reward, terminated, truncated, info = step(obs)
             total += float(reward)
             length += 1
             for key, value in info.items():

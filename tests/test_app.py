@@ -177,3 +177,12 @@ def test_group_curve_takes_the_median_over_the_runs_that_reach_each_point():
     np.testing.assert_allclose(median, [0.0, 0.25, 0.5, 0.3, 0.4])   # past 10 only the long run counts
     np.testing.assert_allclose(low, [0.0, 0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(high, [0.0, 0.5, 1.0, 0.3, 0.4])
+
+
+def test_eval_reference_pd_baseline(capsys):
+    assert main(["eval", "--reference", "dog", "trot", "--episodes", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["reference_pd"] and result["fall_rate"] == 1.0  # open loop, the dog falls within a second
+    assert 0.0 < result["normalized_return"] < 0.05
+    assert main(["eval", "--episodes", "2"]) == 2
+    assert "CHECKPOINT or --reference" in capsys.readouterr().err

@@ -11,10 +11,13 @@ def register(subparsers) -> None:
         "Imitation tasks also report the AWR paper's normalised return (sum of rewards / 600 for 20 s at 30 Hz; a "
         "fall scores 0 for the remaining steps), each reward term's mean and the fall rate.",
         epilog="example: charctl eval runs/dog_trot-s0/dog_trot.pt --episodes 32\n"
-               "         charctl eval runs/Hopper-v5-s0/Hopper-v5.pt --episodes 10 --json",
+               "         charctl eval runs/Hopper-v5-s0/Hopper-v5.pt --episodes 10 --json\n"
+               "         charctl eval --reference dog trot --episodes 32    # the no-policy baseline",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file written by charctl train")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
+    parser.add_argument("--reference", nargs=2, metavar=("CHARACTER", "MOTION"),
+                        help="instead of a checkpoint: the baseline with PD targets taken from the reference clip")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
@@ -26,25 +29,45 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from charctl.errors import CharctlError
-    from charctl.evaluation import evaluate
+    from charctl.evaluation import evaluate, evaluate_reference_pd
     from charctl.policy_file import open_policy
 
     if args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
-    task = open_policy(args.checkpoint)
-    env = task.make_env()
+    if (args.checkpoint is None) == (args.reference is None):
+        raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
+    if args.reference is not None:
+        from charctl.awr.rollout import make_env
+        from charctl.character import load_character
+        from charctl.motion.clip import load_clip
+
+        character = load_character(args.reference[0])
+        load_clip(character, args.reference[1])
+        env = make_env("charctl/Imitate-v0", {"character": character.name, "motion": args.reference[1]})
+        name, header = f"{character.name}_{args.reference[1]}", {"reference_pd": True}
+        header.update(character=character.name, motion=args.reference[1])
+    else:
+        task = open_policy(args.checkpoint)
+        env = task.make_env()
+        name = task.name
+        header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
+                  "deterministic": not args.stochastic}
     try:
-        with tqdm(total=args.episodes, unit="episode", disable=args.json, desc=task.name) as bar:
-            result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
-                              progress=lambda n: bar.update(n - bar.n))
+        with tqdm(total=args.episodes, unit="episode", disable=args.json, desc=name) as bar:
+            progress = lambda n: bar.update(n - bar.n)  # noqa: E731
+            if args.reference is not None:
+                result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
+            else:
+                result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
+                                  progress=progress)
     finally:
         env.close()
-    summary = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
-               "deterministic": not args.stochastic, **result.summary()}
+    summary = {**header, **result.summary()}
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{task.name} ({task.samples} training samples), {summary['episodes']} episodes: "
+    source = "reference PD, no policy" if args.reference else f"{task.samples} training samples"
+    print(f"{name} ({source}), {summary['episodes']} episodes: "
           f"return {summary['mean_return']:.2f} +- {summary['std_return']:.2f}, mean length {summary['mean_length']:.0f}")
     if "normalized_return" in summary:
         print(f"normalised return {summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f}, "
