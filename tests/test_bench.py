@@ -14,3 +14,17 @@ def test_bench_env_reports_rates_and_ratio(capsys):
     assert env_rate > 0 and raw_rate > 0
     assert abs(ratio - env_rate / raw_rate) < 0.01
     assert "substeps 8" in out
+
+
+def test_bench_env_peer_measures_pybullets_deepmimic_port(capsys):
+    assert main(["bench", "env", "humanoid", "spinkick", "--seconds", "0.3", "--peer"]) == 0
+    out = capsys.readouterr().out
+    env_rate = float(re.search(r"env control steps/s \(1 process\):\s+([\d.]+)", out).group(1))
+    port_rate = float(re.search(r"pybullet DeepMimic port steps/s:\s+([\d.]+)", out).group(1))
+    ratio = float(re.search(r"ratio env / port:\s+([\d.]+)", out).group(1))
+    assert port_rate > 0 and abs(ratio - env_rate / port_rate) < 0.01
+
+
+def test_bench_env_peer_refuses_characters_the_port_lacks(capsys):
+    assert main(["bench", "env", "dog", "trot", "--seconds", "0.1", "--peer"]) != 0
+    assert "humanoid3d clips only" in capsys.readouterr().err
