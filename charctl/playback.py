@@ -203,3 +203,36 @@ def _frame(player: Player, camera, render_client) -> np.ndarray:
     root = player.root_position
     target = root + (0.0, 0.5 if player.ghost is not None and player.ghost.visible else 0.0, 0.0)
     return render_client(player.imitation.sim.client, target, camera)
+
+
+# --------------------------------------------------------------------------------------------- gymnasium tasks
+def play_gym(env, policy, seed: int, deterministic: bool, seconds: float, episodes: int, frame_path=None,
+             progress=None) -> tuple[int, list[float]]:
+    """Run a Gym policy for `episodes` (each at most `seconds` of the env's frame rate); with `frame_path`, the
+    env renders rgb_array frames into a video, else it draws its own window (render_mode="human").
+    Returns (frames or steps, episode returns)."""
+    from charctl.awr.rollout import evaluation_seed
+    from charctl.render import write_frames
+
+    fps = float(env.metadata.get("render_fps") or 30)
+    rng = np.random.default_rng(seed)
+    frames, returns, steps = [], [], 0
+    for j in range(episodes):
+        obs, _ = env.reset(seed=evaluation_seed(seed, j))
+        total = 0.0
+        for _ in range(int(round(seconds * fps))):
+            if frame_path is not None:
+                frames.append(np.asarray(env.render(), dtype=np.uint8))
+            action = policy.act(obs, deterministic=deterministic, rng=rng)
+            obs, reward, terminated, truncated, _ = env.step(int(action) if policy.action.discrete else action)
+            total += float(reward)
+            steps += 1
+            if progress is not None:
+                progress(steps)
+            if terminated or truncated:
+                break
+        returns.append(total)
+    if frame_path is not None:
+        write_frames(frame_path, frames, fps)
+        return len(frames), returns
+    return steps, returns

@@ -240,3 +240,14 @@ def test_rwr_and_monte_carlo_ablations_change_the_weights(tmp_path, monkeypatch)
             expected.append(g)
     assert adv_mean == pytest.approx(np.mean(expected), rel=1e-4)
     assert abs(seen[(True, "td_lambda")][0]) < 0.5 * adv_mean  # the value baseline takes most of it out
+
+
+def test_play_records_a_gym_policy_in_its_own_renderer(tmp_path):
+    import imageio.v3 as iio
+
+    result = train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    video = tmp_path / "cartpole.gif"
+    assert main(["play", str(result.best_checkpoint), "--record", str(video), "--seconds", "1"]) == 0
+    frames = iio.imread(video)
+    assert len(frames) >= 5 and frames.shape[-1] == 3
+    assert len({f.tobytes() for f in frames}) > 1  # the pole moves

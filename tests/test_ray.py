@@ -45,6 +45,9 @@ def test_ray_workers_collect_exactly_what_local_workers_do(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     assert main(["eval", str(with_ray.best_checkpoint), "--episodes", "2"]) == 0
+    video = tmp_path / "cartpole.gif"
+    assert main(["play", str(with_ray.best_checkpoint), "--record", str(video), "--seconds", "1"]) == 0
+    assert video.stat().st_size > 0
 
 
 def test_ray_imitation_run_leaves_a_playable_checkpoint(tmp_path):

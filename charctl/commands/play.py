@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         description="Replay a trained imitation policy in the physics simulation with the reference clip as a "
         "translucent ghost beside it. --gui opens a PyBullet window (keys: space pause, n single step, r reset, "
         "g toggle ghost, q quit); --record renders a .mp4 or .gif headless, no display needed. The checkpoint "
-        "names its character, clip and settings.",
+        "names its character, clip and settings. Gymnasium policies play in their env's own renderer.",
         epilog="example: charctl play runs/dog_canter-s0/dog_canter.pt --gui\n"
                "         charctl play policies/dog_trot.pt --record trot.mp4 --seconds 10",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -59,8 +59,7 @@ def run(args) -> int:
         check_display()
     task = open_policy(args.checkpoint)
     if not task.is_imitation:
-        raise CharctlError(f"{task.path}: a {task.env_id} policy; play shows imitation tasks (use "
-                           "'charctl eval' for gymnasium tasks)")
+        return play_gym_task(task, args)
     env = task.make_env(gui=args.gui)
     try:
         imitation = env.unwrapped
@@ -80,4 +79,32 @@ def run(args) -> int:
             print(f"wrote {args.record} ({count} frames); last episode: {player.status_text()}")
     finally:
         env.close()
+    return 0
+
+
+def play_gym_task(task, args) -> int:
+    """A gymnasium policy: its env's own window (render_mode="human") or its rgb_array frames as a video."""
+    import os
+
+    from tqdm import tqdm
+
+    from charctl.errors import CharctlError
+    from charctl.playback import play_gym
+
+    if args.record is not None and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders offscreen without a display
+    try:
+        env = task.make_env(render_mode="rgb_array" if args.record is not None else "human")
+    except Exception as err:  # a renderer that cannot start (no OpenGL, no pygame)
+        raise CharctlError(f"{task.path}: cannot render {task.env_id}: {str(err).splitlines()[0]}") from None
+    seconds = 10.0 if args.seconds is None else args.seconds
+    episodes = args.episodes or 1
+    try:
+        with tqdm(unit="frame", desc=task.name, disable=args.record is None) as bar:
+            count, returns = play_gym(env, task.policy, args.seed, not args.stochastic, seconds, episodes,
+                                      args.record, progress=lambda n: bar.update(n - bar.n))
+    finally:
+        env.close()
+    what = f"wrote {args.record} ({count} frames)" if args.record is not None else f"played {count} steps"
+    print(f"{task.name}: {what}; episode returns " + ", ".join(f"{r:.1f}" for r in returns))
     return 0
