@@ -74,9 +74,10 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
         ylabel = "normalised return" if members[0].normalized else "test return"
         for ax, x, scale, xlabel in ((axes[row, 0], "samples", 1e6, "samples (millions)"),
                                      (axes[row, 1], "wall_time", 60.0, "wall time (minutes)")):
+            single = len(members) == 1
             for run in members:
-                ax.plot(getattr(run, x) / scale, run.returns, color=color, alpha=0.4, linewidth=0.8, marker=".",
-                        markersize=3)
+                ax.plot(getattr(run, x) / scale, run.returns, color=color, alpha=1.0 if single else 0.4,
+                        linewidth=1.5 if single else 0.8, marker=".", markersize=3)
             if len(members) > 1:
                 grid, median, low, high = group_curve(members, x)
                 ax.plot(grid / scale, median, color=color, linewidth=2, label=f"median of {len(members)} runs")
