@@ -120,7 +120,7 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
     client = player.imitation.sim.client
     p = dict(physicsClientId=client)
     pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
-    text_id = help_id = -1
+    text_id = -1
     paused, started, played = False, time.monotonic(), 0
     dt = player.imitation.dt
     player.reset()
@@ -164,15 +164,10 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
 
 def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:
     """A picture rendered by the GUI's own OpenGL renderer (not TinyRenderer): proof the window draws."""
-    from charctl.render import write_frames
+    from charctl.render import Camera, render_client, write_frames
 
-    p = dict(physicsClientId=client)
-    view = pybullet.computeViewMatrixFromYawPitchRoll([target[0], target[1] + 0.5, 0.7 * target[2]], distance, 30.0,
-                                                      -15.0, 0, 2, **p)
-    proj = pybullet.computeProjectionMatrixFOV(60.0, width / height, 0.05, 50.0, **p)
-    _, _, rgba, _, _ = pybullet.getCameraImage(width, height, view, proj,
-                                               renderer=pybullet.ER_BULLET_HARDWARE_OPENGL, **p)
-    frame = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3]
+    frame = render_client(client, np.asarray(target) + (0.0, 0.5, 0.0), Camera(width, height, distance),
+                          renderer=pybullet.ER_BULLET_HARDWARE_OPENGL)
     write_frames(path, [frame], 30.0)
 
 

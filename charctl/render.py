@@ -58,14 +58,17 @@ class KinematicScene:
         self.close()
 
 
-def render_client(client: int, target: np.ndarray, camera: Camera | None = None) -> np.ndarray:
-    """An RGB image (H, W, 3) of whatever a PyBullet client holds, the camera looking at `target`."""
+def render_client(client: int, target: np.ndarray, camera: Camera | None = None,
+                  renderer: int = pybullet.ER_TINY_RENDERER) -> np.ndarray:
+    """An RGB image (H, W, 3) of whatever a PyBullet client holds, the camera looking at `target`.
+
+    TinyRenderer needs no display; a GUI client can pass ER_BULLET_HARDWARE_OPENGL to use its window's renderer."""
     cam = camera or Camera()
     look_at = [float(target[0]), float(target[1]), 0.7 * float(target[2])]
     view = pybullet.computeViewMatrixFromYawPitchRoll(look_at, cam.distance, cam.yaw, cam.pitch, 0, 2,
                                                       physicsClientId=client)
     proj = pybullet.computeProjectionMatrixFOV(cam.fov, cam.width / cam.height, 0.05, 50.0, physicsClientId=client)
-    _, _, rgba, _, _ = pybullet.getCameraImage(cam.width, cam.height, view, proj, renderer=pybullet.ER_TINY_RENDERER,
+    _, _, rgba, _, _ = pybullet.getCameraImage(cam.width, cam.height, view, proj, renderer=renderer,
                                                physicsClientId=client)
     return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
 

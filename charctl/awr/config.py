@@ -160,12 +160,12 @@ def _imitation_values(character: str, motion: str | None, directory: Path) -> tu
 
 
 def _checked(data: dict, where) -> dict:
+    """`data` with every key known and every value of its field's type (ints accepted for floats, converted)."""
     hints = typing.get_type_hints(AWRConfig)
-    for key, value in data.items():
+    for key in data:
         if key not in hints:
             raise CharctlError(f"{where}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-        _check_type(value, hints[key], f"{where}: {key}")
-    return dict(data)
+    return {key: _check_type(value, hints[key], f"{where}: {key}") for key, value in data.items()}
 
 
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,
@@ -186,8 +186,6 @@ def load_config(env_id: str | None = None, config_file: str | Path | None = None
         values.update(read_yaml(Path(config_file)))
         source = str(config_file)
     values.update(_checked(overrides or {}, "--set"))
-    for key, value in (overrides or {}).items():
-        values[key] = _check_type(value, typing.get_type_hints(AWRConfig)[key], f"--set {key}")
     return build_config(values, source)
 
 
