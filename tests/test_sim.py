@@ -59,3 +59,31 @@ def test_humanoid_tracks_spinkick_open_loop_longer_than_the_pybullet_port():
     times = open_loop_time_up("humanoid", "spinkick")
     assert np.median(times) >= 0.65
     assert times.max() < 5.0  # open loop never balances for long: balance must be learned
+
+
+@pytest.mark.parametrize("character", ["humanoid", "dog"])
+def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
+    """Weightless and off the ground, each joint sent 0.1 rad about z from its rest pose settles there.
+    Regression: PyBullet's stable PD models a capsule along its link's y axis; the dog's neck and tail capsules
+    (along x) made it diverge, spinning the tail at the 100 rad/s cap (they now collide as boxes)."""
+    char = load_character(character)
+    sim = Simulation(char, SimConfig(gravity=0.0))
+    try:
+        pose = load_clip(character, "trot" if character == "dog" else "spinkick").sample(0.0)
+        pose.root_pos = pose.root_pos + [0.0, 0.0, 3.0]
+        pose.root_lin_vel, pose.root_ang_vel = np.zeros(3), np.zeros(3)
+        pose.joint_ang_vel = np.zeros_like(pose.joint_ang_vel)
+        pose.joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (char.num_joints, 1))
+        sim.set_pose(pose)
+        # 0.1 rad about z (the hinges' axis), towards the inside of a hinge's limits
+        angle = [0.1 if j.kind != "revolute" or j.limits[0][0] <= 0.1 <= j.limits[0][1] else -0.1 for j in char.joints]
+        target = rot.quat_from_rotvec(np.array([[0.0, 0.0, a] for a in angle]))
+        for _ in range(30):
+            sim.set_pd_targets(target)
+            sim.step()
+        state = sim.state()
+    finally:
+        sim.close()
+    moved = sim.actuated
+    assert np.abs(state.joint_ang_vel[moved]).max() < 0.05
+    assert rot.quat_diff_angle(state.joint_rot[moved], target[moved]).max() < 0.03  # tail 0.021 (ours), 0.35-1.0 (diverging)
