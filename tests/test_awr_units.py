@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from charctl.awr.agent import AWRAgent, action_bound_penalty, advantage_weights
+from charctl.awr.agent import AWRAgent, advantage_weights
 from charctl.awr.buffer import Episode, EpisodeBuffer, flatten
 from charctl.awr.config import AWRConfig, load_config, parse_overrides
-from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer, gaussian_log_prob
+from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
+from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer, gaussian_log_prob
 from charctl.awr.returns import lambda_returns
 from charctl.errors import CharctlError
 
@@ -90,11 +91,15 @@ def test_update_never_trains_on_final_observations():
     buffer.add(eps)
     trained_on, evaluated = [], []
 
-    def record(module, inputs, output):
-        (trained_on if torch.is_grad_enabled() else evaluated).append(inputs[0].detach().clone())
+    def recording(forward):
+        def wrapped(x):
+            trained_on.append(x.clone())
+            return forward(x)
+        return wrapped
 
-    agent.actor.register_forward_hook(record)
-    agent.critic.register_forward_hook(record)
+    for stepper in (agent.actor_stepper, agent.critic_stepper):  # the training steps' inputs
+        stepper.forward = recording(stepper.forward)
+    agent.critic.register_forward_hook(lambda module, inputs, output: evaluated.append(inputs[0].clone()))
     agent.update(buffer, new_samples=12)
     trained = torch.cat(trained_on)
     assert len(trained) == 2 * 20 * 8
@@ -118,12 +123,72 @@ def test_weights_normalise_exponentiate_and_clip():
 
 
 def test_action_bound_penalty_by_hand():
-    mean = torch.tensor([[0.5, 1.5], [-2.0, 0.0]], requires_grad=True)
-    penalty = action_bound_penalty(mean)
-    # excess (0, 0.5) and (-1, 0): squared sums 0.25 and 1; 0.5 * mean = 0.3125
-    assert float(penalty.detach()) == pytest.approx(0.3125)
-    penalty.backward()
-    np.testing.assert_allclose(mean.grad.numpy(), [[0.0, 0.25], [-0.5, 0.0]])  # zero inside the bounds
+    """A net that outputs (1.5, -2.0) everywhere: excess (0.5, -1.0), penalty 0.5 * 1.25; zero weights leave only it."""
+    actor = Actor(2, ActionSpec(discrete=False, size=2, low=[-1, -1], high=[1, 1]), [4], 0.0, 0.4)
+    for module in actor.net:
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+    head = actor.net[-1]
+    head.bias.data[:] = torch.tensor([1.5, -2.0])
+    stepper = MLPStepper(actor.net, torch.optim.SGD(actor.parameters(), lr=1.0, momentum=0.0))
+    loss = gaussian_actor_step(stepper, torch.ones(3, 2), torch.zeros(3, 2), torch.zeros(3), 0.4, 1.0, 0.0)
+    assert float(loss) == pytest.approx(0.625)
+    torch.testing.assert_close(head.bias.data, torch.tensor([1.0, -1.0]))  # bias -= lr * mean excess
+
+
+def _autograd_steps(net, optimizer, loss_fn, batches):
+    losses = []
+    for batch in batches:
+        loss = loss_fn(net(batch[0]), *batch[1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical", "critic"])
+def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
+    """Five momentum-SGD steps: the same parameters, momentum buffers and losses as autograd + torch.optim.SGD."""
+    torch.manual_seed(0)
+    obs_size, batch = 5, 16
+    if kind == "critic":
+        net = Critic(obs_size, [8, 6]).net
+        make = lambda: (torch.randn(batch, obs_size), torch.randn(batch))  # noqa: E731
+        reference_loss = lambda out, t: 0.5 * torch.square(out.squeeze(-1) - t).mean()  # noqa: E731
+        ours = lambda st, x, t: critic_step(st, x, t)  # noqa: E731
+    elif kind == "gaussian":
+        net = Actor(obs_size, ActionSpec(discrete=False, size=3, low=[-1] * 3, high=[1] * 3), [8, 6], 1.0, 0.4).net
+        make = lambda: (torch.randn(batch, obs_size), 2 * torch.randn(batch, 3), torch.rand(batch))  # noqa: E731
+
+        def reference_loss(mean, a, w):
+            excess = torch.clamp(mean - 1.0, min=0.0) + torch.clamp(mean + 1.0, max=0.0)
+            return (-(w * gaussian_log_prob(mean, a, 0.4)).mean() + 10.0 * 0.5 * excess.square().sum(-1).mean()
+                    + 0.01 * 0.5 * mean.square().sum(-1).mean())
+        ours = lambda st, x, a, w: gaussian_actor_step(st, x, a, w, 0.4, 10.0, 0.01)  # noqa: E731
+    else:
+        net = Actor(obs_size, ActionSpec(discrete=True, size=4), [8, 6], 1.0, 0.0).net
+        make = lambda: (torch.randn(batch, obs_size), torch.randint(0, 4, (batch,)), torch.rand(batch))  # noqa: E731
+
+        def reference_loss(logits, a, w):
+            log_p = torch.log_softmax(logits, -1).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+            return -(w * log_p).mean() + 0.01 * 0.5 * logits.square().sum(-1).mean()
+        ours = lambda st, x, a, w: categorical_actor_step(st, x, a, w, 0.01)  # noqa: E731
+    twin = type(net)(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear) else m
+                       for m in net])
+    twin.load_state_dict(net.state_dict())
+    batches = [make() for _ in range(5)]
+    reference_optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
+    expected_losses = _autograd_steps(twin, reference_optimizer, reference_loss, batches)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    stepper = MLPStepper(net, optimizer)
+    losses = [float(ours(stepper, *b)) for b in batches]
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    for p, q in zip(net.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(optimizer.state[p]["momentum_buffer"], reference_optimizer.state[q]["momentum_buffer"],
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_gaussian_log_likelihood_matches_torch_distributions():

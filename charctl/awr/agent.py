@@ -20,6 +20,7 @@ import torch
 
 from charctl.awr.buffer import EpisodeBuffer, FlatEpisodes
 from charctl.awr.config import AWRConfig
+from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
 from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer
 from charctl.awr.returns import lambda_returns
 from charctl.errors import CharctlError
@@ -50,12 +51,6 @@ def advantage_weights(advantages: np.ndarray, config: AWRConfig) -> tuple[np.nda
     return weights.astype(np.float32), stats
 
 
-def action_bound_penalty(mean: torch.Tensor) -> torch.Tensor:
-    """0.5 * mean over the batch of the summed squared excess of the mean outside [-1, 1] (normalised units)."""
-    excess = torch.clamp(mean - 1.0, min=0.0) + torch.clamp(mean + 1.0, max=0.0)
-    return 0.5 * torch.square(excess).sum(-1).mean()
-
-
 class AWRAgent:
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: AWRConfig):
         if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
@@ -72,6 +67,9 @@ class AWRAgent:
                                                momentum=config.actor_momentum)
         self.critic_optimizer = torch.optim.SGD(self.critic.parameters(), lr=config.critic_lr,
                                                 momentum=config.critic_momentum)
+        # the minibatch steps, with hand-written gradients (charctl/awr/mlp_grad.py says why)
+        self.actor_stepper = MLPStepper(self.actor.net, self.actor_optimizer)
+        self.critic_stepper = MLPStepper(self.critic.net, self.critic_optimizer)
         self.normalizer = ObsNormalizer.for_space(observation_space, config.normalizer_std_floor, config.obs_clip)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.value_scale = config.effective_value_scale
@@ -107,27 +105,20 @@ class AWRAgent:
         targets_norm = torch.from_numpy((targets / self.value_scale).astype(np.float32)).to(self.device)
         total = torch.zeros((), device=self.device)
         for idx in self._batches(len(obs), self.config.critic_batch_size, steps):
-            loss = 0.5 * torch.square(targets_norm[idx] - self.critic(obs[idx])).mean()
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.critic_optimizer.step()
-            total += loss.detach()
+            total += critic_step(self.critic_stepper, obs[idx], targets_norm[idx])
         return float(total) / max(steps, 1)
 
     def fit_actor(self, obs: torch.Tensor, actions: torch.Tensor, weights: np.ndarray, steps: int) -> float:
         weights_t = torch.from_numpy(weights).to(self.device)
         config, total = self.config, torch.zeros((), device=self.device)
         for idx in self._batches(len(obs), config.actor_batch_size, steps):
-            output = self.actor(obs[idx])
-            loss = -(weights_t[idx] * self.actor.log_prob(output, actions[idx])).mean()
-            if not self.action.discrete and config.action_bound_weight:
-                loss = loss + config.action_bound_weight * action_bound_penalty(output)
-            if config.action_l2_weight:
-                loss = loss + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.actor_optimizer.step()
-            total += loss.detach()
+            if self.action.discrete:
+                total += categorical_actor_step(self.actor_stepper, obs[idx], actions[idx], weights_t[idx],
+                                                config.action_l2_weight)
+            else:
+                total += gaussian_actor_step(self.actor_stepper, obs[idx], actions[idx], weights_t[idx],
+                                             self.actor.action_std, config.action_bound_weight,
+                                             config.action_l2_weight)
         return float(total) / max(steps, 1)
 
     def update(self, buffer: EpisodeBuffer, new_samples: int) -> dict:
