@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                         "a gymnasium env id, e.g. Hopper-v5")
     parser.add_argument("--samples", type=int, help="environment samples to train on (default: config, 1M)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, help="rollout worker processes (default 2; 0: in-process)")
+    parser.add_argument("--workers", type=int, help="rollout worker processes (default: the config's; 2 for imitation, 1 for Gym tasks as the reference; 0: in-process)")
     parser.add_argument("--out", help="run directory (default runs/NAME-sSEED; NAME = CHARACTER_MOTION or ENV_ID)")
     parser.add_argument("--config", help="YAML file with AWR settings to apply over the defaults")
     parser.add_argument("--dataset", help="train from a static .npz dataset without stepping the env "
