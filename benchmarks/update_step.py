@@ -1,4 +1,4 @@
-"""Cost of one AWR actor minibatch step: autograd + torch.optim.SGD vs the hand-written gradients the agent uses.
+"""Cost of one AWR actor minibatch step: autograd + torch.optim.SGD vs the hand-written numpy step the agent uses.
 
     .venv/bin/python benchmarks/update_step.py --rounds 5
 
@@ -30,7 +30,7 @@ def autograd_steps(actor: Actor, optimizer, batches) -> None:
 
 def hand_written_steps(stepper: MLPStepper, batches) -> None:
     for obs, actions, weights in batches:
-        gaussian_actor_step(stepper, obs, actions, weights, 0.4, 10.0, 0.0)
+        gaussian_actor_step(stepper, obs.numpy(), actions.numpy(), weights.numpy(), 0.4, 10.0, 0.0)
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ def test_update_never_trains_on_final_observations():
 
     def recording(forward):
         def wrapped(x):
-            trained_on.append(x.clone())
+            trained_on.append(x.copy())
             return forward(x)
         return wrapped
 
@@ -101,9 +101,9 @@ def test_update_never_trains_on_final_observations():
         stepper.forward = recording(stepper.forward)
     agent.critic.register_forward_hook(lambda module, inputs, output: evaluated.append(inputs[0].clone()))
     agent.update(buffer, new_samples=12)
-    trained = torch.cat(trained_on)
+    trained = np.concatenate(trained_on)
     assert len(trained) == 2 * 20 * 8
-    assert not torch.any(trained == 99.0)
+    assert not np.any(trained == 99.0)
     assert torch.any(torch.cat(evaluated) == 99.0)  # the bootstrap did look at them
 
 
@@ -132,7 +132,8 @@ def test_action_bound_penalty_by_hand():
     head = actor.net[-1]
     head.bias.data[:] = torch.tensor([1.5, -2.0])
     stepper = MLPStepper(actor.net, torch.optim.SGD(actor.parameters(), lr=1.0, momentum=0.0))
-    loss = gaussian_actor_step(stepper, torch.ones(3, 2), torch.zeros(3, 2), torch.zeros(3), 0.4, 1.0, 0.0)
+    loss = gaussian_actor_step(stepper, np.ones((3, 2), np.float32), np.zeros((3, 2), np.float32),
+                               np.zeros(3, np.float32), 0.4, 1.0, 0.0)
     assert float(loss) == pytest.approx(0.625)
     torch.testing.assert_close(head.bias.data, torch.tensor([1.0, -1.0]))  # bias -= lr * mean excess
 
@@ -183,12 +184,36 @@ def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
     expected_losses = _autograd_steps(twin, reference_optimizer, reference_loss, batches)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     stepper = MLPStepper(net, optimizer)
-    losses = [float(ours(stepper, *b)) for b in batches]
+    losses = [ours(stepper, *(t.numpy() for t in b)) for b in batches]
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     for p, q in zip(net.parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(optimizer.state[p]["momentum_buffer"], reference_optimizer.state[q]["momentum_buffer"],
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_agent_update_is_the_same_with_autograd(discrete):
+    """The whole update (critic fit, targets, weights, actor fit) with hand-written steps and with autograd."""
+    obs_space = gym.spaces.Box(-1.0, 1.0, (3,))
+    action_space = gym.spaces.Discrete(4) if discrete else gym.spaces.Box(-2.0, 2.0, (2,))
+    config = AWRConfig(critic_steps=30, actor_steps=40, actor_batch_size=16, critic_batch_size=16,
+                       samples_per_iter=40, action_l2_weight=0.001)
+    rng = np.random.default_rng(1)
+    eps = [Episode(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+                   (rng.integers(0, 4, n) if discrete else rng.uniform(-3, 3, (n, 2))).astype(np.float32),
+                   rng.standard_normal(n).astype(np.float32), rng.uniform(-1, 1, 3).astype(np.float32), bool(n % 2))
+           for n in (7, 12, 21)]
+    buffer = EpisodeBuffer(100)
+    buffer.add(eps)
+    agents = [AWRAgent(obs_space, action_space, config) for _ in range(2)]
+    agents[1].hand_written_steps = False
+    stats = [agent.update(buffer, new_samples=40) for agent in agents]
+    for key in ("critic_loss", "actor_loss", "adv_mean", "weight_mean"):
+        assert stats[0][key] == pytest.approx(stats[1][key], rel=1e-5, abs=1e-7), key
+    for ours, reference in [(agents[0].actor, agents[1].actor), (agents[0].critic, agents[1].critic)]:
+        for p, q in zip(ours.parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
 def test_gaussian_log_likelihood_matches_torch_distributions():

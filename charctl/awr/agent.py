@@ -67,9 +67,12 @@ class AWRAgent:
                                                momentum=config.actor_momentum)
         self.critic_optimizer = torch.optim.SGD(self.critic.parameters(), lr=config.critic_lr,
                                                 momentum=config.critic_momentum)
-        # the minibatch steps, with hand-written gradients (charctl/awr/mlp_grad.py says why)
-        self.actor_stepper = MLPStepper(self.actor.net, self.actor_optimizer)
-        self.critic_stepper = MLPStepper(self.critic.net, self.critic_optimizer)
+        # a CPU learner takes its minibatch steps with hand-written numpy gradients (charctl/awr/mlp_grad.py says
+        # why); a GPU learner uses autograd. Same numbers either way (tests/test_awr_units.py).
+        self.hand_written_steps = self.device.type == "cpu"
+        if self.hand_written_steps:
+            self.actor_stepper = MLPStepper(self.actor.net, self.actor_optimizer)
+            self.critic_stepper = MLPStepper(self.critic.net, self.critic_optimizer)
         self.normalizer = ObsNormalizer.for_space(observation_space, config.normalizer_std_floor, config.obs_clip)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.value_scale = config.effective_value_scale
@@ -102,24 +105,53 @@ class AWRAgent:
         return torch.from_numpy(((actions - self.action.centre) / self.action.scale).astype(np.float32)).to(self.device)
 
     def fit_critic(self, obs: torch.Tensor, targets: np.ndarray, steps: int) -> float:
-        targets_norm = torch.from_numpy((targets / self.value_scale).astype(np.float32)).to(self.device)
-        total = torch.zeros((), device=self.device)
-        for idx in self._batches(len(obs), self.config.critic_batch_size, steps):
-            total += critic_step(self.critic_stepper, obs[idx], targets_norm[idx])
-        return float(total) / max(steps, 1)
+        targets_norm = (targets / self.value_scale).astype(np.float32)
+        batches = self._batches(len(obs), self.config.critic_batch_size, steps)
+        if self.hand_written_steps:
+            obs_np = obs.numpy()
+            total = sum(critic_step(self.critic_stepper, obs_np[idx], targets_norm[idx]) for idx in batches.numpy())
+            return total / max(steps, 1)
+        targets_t = torch.from_numpy(targets_norm).to(self.device)
+        return self._autograd_fit(self.critic, self.critic_optimizer, batches, lambda idx: 0.5 * torch.square(
+            targets_t[idx] - self.critic(obs[idx])).mean())
 
     def fit_actor(self, obs: torch.Tensor, actions: torch.Tensor, weights: np.ndarray, steps: int) -> float:
+        config = self.config
+        batches = self._batches(len(obs), config.actor_batch_size, steps)
+        if self.hand_written_steps:
+            obs_np, actions_np, total = obs.numpy(), actions.numpy(), 0.0
+            for idx in batches.numpy():
+                if self.action.discrete:
+                    total += categorical_actor_step(self.actor_stepper, obs_np[idx], actions_np[idx], weights[idx],
+                                                    config.action_l2_weight)
+                else:
+                    total += gaussian_actor_step(self.actor_stepper, obs_np[idx], actions_np[idx], weights[idx],
+                                                 self.actor.action_std, config.action_bound_weight,
+                                                 config.action_l2_weight)
+            return total / max(steps, 1)
         weights_t = torch.from_numpy(weights).to(self.device)
-        config, total = self.config, torch.zeros((), device=self.device)
-        for idx in self._batches(len(obs), config.actor_batch_size, steps):
-            if self.action.discrete:
-                total += categorical_actor_step(self.actor_stepper, obs[idx], actions[idx], weights_t[idx],
-                                                config.action_l2_weight)
-            else:
-                total += gaussian_actor_step(self.actor_stepper, obs[idx], actions[idx], weights_t[idx],
-                                             self.actor.action_std, config.action_bound_weight,
-                                             config.action_l2_weight)
-        return float(total) / max(steps, 1)
+
+        def loss(idx):
+            output = self.actor(obs[idx])
+            value = -(weights_t[idx] * self.actor.log_prob(output, actions[idx])).mean()
+            if not self.action.discrete and config.action_bound_weight:
+                excess = torch.clamp(output - 1.0, min=0.0) + torch.clamp(output + 1.0, max=0.0)
+                value = value + config.action_bound_weight * 0.5 * torch.square(excess).sum(-1).mean()
+            if config.action_l2_weight:
+                value = value + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
+            return value
+        return self._autograd_fit(self.actor, self.actor_optimizer, batches, loss)
+
+    def _autograd_fit(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: torch.Tensor,
+                      loss_of) -> float:
+        total = torch.zeros((), device=self.device)
+        for idx in batches:
+            loss = loss_of(idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        return float(total) / max(len(batches), 1)
 
     def update(self, buffer: EpisodeBuffer, new_samples: int) -> dict:
         """One AWR update on everything in `buffer`; returns the iteration's statistics."""

@@ -1,24 +1,25 @@
-"""One minibatch step of the AWR losses on a ReLU MLP, with the gradients written out by hand.
+"""One minibatch step of the AWR losses on a ReLU MLP, gradients written out by hand, in numpy (CPU learner).
 
-Why: the paper's update is 1,200 tiny steps (batch 256, [128, 64]) per 2,048 samples, so per-step overhead,
-not arithmetic, sets its cost. Autograd's graph building and the optimiser's bookkeeping doubled the cost
-of a step here (docs/benchmarks.md); the hand-written backward pass below is the same maths in ~20 tensor
-ops, checked against autograd in tests/test_awr_units.py.
+Why: the paper's update is 1,200 tiny steps (batch 256, [128, 64]) per 2,048 samples, so per-op overhead, not
+arithmetic, sets its cost. Autograd's graph and torch's per-op dispatch made a Hopper step ~0.97 ms here; the
+same maths as ~25 numpy calls on the parameters' own memory takes ~0.3 ms (docs/benchmarks.md). Checked against
+autograd + torch.optim.SGD step for step in tests/test_awr_units.py; a learner on a GPU uses autograd instead.
 
-The momentum buffers are the torch.optim.SGD optimiser's own (state[p]["momentum_buffer"], same update:
-buf = momentum * buf + grad, p -= lr * buf), so checkpoints are unchanged.
+Parameters and the optimiser's momentum buffers are torch CPU tensors updated in place through numpy views
+(torch's momentum SGD: buf = momentum * buf + grad, p -= lr * buf), so checkpoints are unchanged.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 
 class MLPStepper:
-    """Gradient steps of one nn.Sequential (Linear, ReLU, ..., Linear) with its torch.optim.SGD optimiser."""
+    """Gradient steps of one nn.Sequential (Linear, ReLU, ..., Linear) on the CPU with its torch.optim.SGD."""
 
     def __init__(self, net: nn.Sequential, optimizer: torch.optim.SGD):
         self.linears = [m for m in net if isinstance(m, nn.Linear)]
@@ -27,88 +28,96 @@ class MLPStepper:
         group = optimizer.param_groups[0]
         if group["dampening"] or group["nesterov"] or group["weight_decay"] or len(optimizer.param_groups) > 1:
             raise ValueError("MLPStepper implements plain momentum SGD only")
+        # numpy views share the parameters' memory; load_state_dict copies into it, so they stay valid
+        self._arrays = [p.detach().numpy() for p in self.params]
+        self._weights, self._biases = self._arrays[0::2], self._arrays[1::2]
 
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Output and the inputs of every layer (kept for the backward pass)."""
         inputs = [x]
-        for layer in self.linears[:-1]:
-            x = torch.addmm(layer.bias, x, layer.weight.t()).clamp_(min=0.0)
+        for weight, bias in zip(self._weights[:-1], self._biases[:-1]):
+            x = x @ weight.T
+            x += bias
+            np.maximum(x, 0.0, out=x)
             inputs.append(x)
-        last = self.linears[-1]
-        return torch.addmm(last.bias, x, last.weight.t()), inputs
+        out = x @ self._weights[-1].T
+        out += self._biases[-1]
+        return out, inputs
 
-    @torch.no_grad()
-    def step(self, inputs: list[torch.Tensor], grad_output: torch.Tensor) -> None:
+    def step(self, inputs: list[np.ndarray], grad_output: np.ndarray) -> None:
         """Backpropagate d(loss)/d(output) and take one momentum-SGD step."""
-        grads = []
+        grads = [None] * len(self._arrays)
         grad = grad_output
-        for index in range(len(self.linears) - 1, -1, -1):
-            layer, layer_input = self.linears[index], inputs[index]
-            grads += [grad.sum(0), grad.t() @ layer_input]  # bias, weight (reversed below)
+        for index in range(len(self._weights) - 1, -1, -1):
+            layer_input = inputs[index]
+            grads[2 * index], grads[2 * index + 1] = grad.T @ layer_input, grad.sum(0)
             if index:
-                grad = (grad @ layer.weight).mul_(layer_input > 0)  # through the ReLU that made layer_input
-        grads.reverse()
+                grad = grad @ self._weights[index]
+                grad *= layer_input > 0  # through the ReLU that made layer_input
         self._sgd(grads)
 
-    def _sgd(self, grads: list[torch.Tensor]) -> None:
+    def _sgd(self, grads: list[np.ndarray]) -> None:
         group = self.optimizer.param_groups[0]
-        lr, momentum = group["lr"], group["momentum"]
-        state = self.optimizer.state
-        if momentum == 0:
-            torch._foreach_add_(self.params, grads, alpha=-lr)
-            return
-        if "momentum_buffer" not in state[self.params[0]]:  # torch's first step: buf = grad
-            for p, g in zip(self.params, grads):
-                state[p]["momentum_buffer"] = g.clone()
-        else:
-            buffers = [state[p]["momentum_buffer"] for p in self.params]
-            torch._foreach_mul_(buffers, momentum)
-            torch._foreach_add_(buffers, grads)
-        torch._foreach_add_(self.params, [state[p]["momentum_buffer"] for p in self.params], alpha=-lr)
+        lr, momentum, state = group["lr"], group["momentum"], self.optimizer.state
+        for param, array, grad in zip(self.params, self._arrays, grads):
+            if momentum == 0:
+                array -= lr * grad
+                continue
+            if "momentum_buffer" not in state[param]:  # torch's first step: buf = grad
+                state[param]["momentum_buffer"] = torch.from_numpy(grad.copy())
+                buffer = grad
+            else:
+                buffer = state[param]["momentum_buffer"].numpy()
+                buffer *= momentum
+                buffer += grad
+            array -= lr * buffer
 
 
-def critic_step(stepper: MLPStepper, obs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def critic_step(stepper: MLPStepper, obs: np.ndarray, targets: np.ndarray) -> float:
     """0.5 * mean((target - V)^2) on a batch; returns the loss before the step."""
     out, inputs = stepper.forward(obs)
-    diff = out.squeeze(-1) - targets
-    stepper.step(inputs, (diff / len(diff)).unsqueeze(-1))
-    return 0.5 * diff.square().mean()
+    diff = out[:, 0] - targets
+    stepper.step(inputs, (diff / len(diff))[:, None])
+    return 0.5 * float(np.dot(diff, diff)) / len(diff)
 
 
-def gaussian_actor_step(stepper: MLPStepper, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
-                        std: float, bound_weight: float, l2_weight: float) -> torch.Tensor:
+def gaussian_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.ndarray, weights: np.ndarray,
+                        std: float, bound_weight: float, l2_weight: float) -> float:
     """-mean(w log N(a; mu, std)) + bound_weight * bound penalty + l2_weight * 0.5 mean(|mu|^2); returns the loss."""
     mean, inputs = stepper.forward(obs)
     batch, size = mean.shape
     error = mean - actions
-    scaled_w = weights / (batch * std * std)
-    grad = error * scaled_w.unsqueeze(-1)
-    neg_log_prob = 0.5 * error.square().sum(-1) / (std * std) + size * (math.log(std) + 0.5 * math.log(2 * math.pi))
-    loss = (weights * neg_log_prob).mean()
+    squared = np.einsum("ij,ij->i", error, error)
+    loss = float(np.dot(weights, squared)) * 0.5 / (std * std * batch) \
+        + float(weights.mean()) * size * (math.log(std) + 0.5 * math.log(2 * math.pi))
+    grad = error * (weights * (1.0 / (batch * std * std)))[:, None]
     if bound_weight:
-        excess = (mean - 1.0).clamp(min=0.0) + (mean + 1.0).clamp(max=0.0)
-        grad.add_(excess, alpha=bound_weight / batch)
-        loss = loss + bound_weight * 0.5 * excess.square().sum(-1).mean()
+        excess = np.maximum(mean - 1.0, 0.0) + np.minimum(mean + 1.0, 0.0)
+        grad += excess * (bound_weight / batch)
+        loss += bound_weight * 0.5 * float(np.vdot(excess, excess)) / batch
     if l2_weight:
-        grad.add_(mean, alpha=l2_weight / batch)
-        loss = loss + l2_weight * 0.5 * mean.square().sum(-1).mean()
-    stepper.step(inputs, grad)
+        grad += mean * (l2_weight / batch)
+        loss += l2_weight * 0.5 * float(np.vdot(mean, mean)) / batch
+    stepper.step(inputs, grad.astype(np.float32, copy=False))
     return loss
 
 
-def categorical_actor_step(stepper: MLPStepper, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
-                           l2_weight: float) -> torch.Tensor:
+def categorical_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.ndarray, weights: np.ndarray,
+                           l2_weight: float) -> float:
     """-mean(w log softmax(logits)[a]) + l2_weight * 0.5 mean(|logits|^2); returns the loss."""
     logits, inputs = stepper.forward(obs)
     batch = len(logits)
-    log_probs = torch.log_softmax(logits, dim=-1)
-    taken = actions.long().unsqueeze(-1)
-    loss = -(weights * log_probs.gather(-1, taken).squeeze(-1)).mean()
-    grad = log_probs.exp().scatter_add_(-1, taken, -torch.ones_like(taken, dtype=logits.dtype))
-    grad.mul_((weights / batch).unsqueeze(-1))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(batch)
+    log_taken = shifted[rows, actions] - np.log(total[:, 0])
+    loss = -float(np.dot(weights, log_taken)) / batch
+    grad = exp / total  # softmax
+    grad[rows, actions] -= 1.0
+    grad *= (weights / batch)[:, None]
     if l2_weight:
-        grad.add_(logits, alpha=l2_weight / batch)
-        loss = loss + l2_weight * 0.5 * logits.square().sum(-1).mean()
-    stepper.step(inputs, grad)
+        grad += logits * (l2_weight / batch)
+        loss += l2_weight * 0.5 * float(np.vdot(logits, logits)) / batch
+    stepper.step(inputs, grad.astype(np.float32, copy=False))
     return loss
