@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/update_step.py --rounds 5
 
-Alternates the two in each round (same net sizes, batch 256, 1 torch thread) and prints medians per size:
+Alternates the two in each round (same net sizes, batch 256, 1 torch thread, 1 BLAS thread) and prints medians per size:
 Hopper ([128, 64], 11 -> 3) and the imitation tasks' observation and action sizes.
 """
 
@@ -11,6 +11,7 @@ import statistics
 import time
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from charctl.awr.mlp_grad import MLPStepper, gaussian_actor_step
 from charctl.awr.policy import Actor, ActionSpec, gaussian_log_prob
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")  # as the trainer holds numpy's BLAS
     for name, (obs_size, action_size) in SIZES.items():
         spec = ActionSpec(discrete=False, size=action_size, low=[-1.0] * action_size, high=[1.0] * action_size)
         actor = Actor(obs_size, spec, [128, 64], 0.01, 0.4)

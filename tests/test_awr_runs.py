@@ -251,3 +251,22 @@ def test_play_records_a_gym_policy_in_its_own_renderer(tmp_path):
     frames = iio.imread(video)
     assert len(frames) >= 5 and frames.shape[-1] == 3
     assert len({f.tobytes() for f in frames}) > 1  # the pole moves
+
+
+def test_training_holds_numpy_blas_to_the_learner_threads(tmp_path, monkeypatch):
+    """The numpy minibatch steps run with `torch_threads` BLAS threads (a thread per core spun against the
+    rollout workers); the caller's setting is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+
+    seen = []
+    update = trainer_module.AWRAgent.update
+    monkeypatch.setattr(trainer_module.AWRAgent, "update",
+                        lambda self, *args, **kwargs: (seen.append(blas_threads()), update(self, *args, **kwargs))[1])
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        train("CartPole-v1", {}, quick_config(samples=1024, torch_threads=1), tmp_path / "run", progress=False)
+        assert blas_threads() == before == [2]
+    assert seen and all(threads == [1] for threads in seen)

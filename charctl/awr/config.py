@@ -28,7 +28,7 @@ class AWRConfig:
     samples: int = 1_000_000             # environment samples to train on (dataset mode: see docs/datasets.md)
     seed: int = 0
     num_workers: int = 2                 # rollout worker processes; 0 runs the env in the learner process
-    torch_threads: int = 1               # learner's torch threads (measured: docs/benchmarks.md)
+    torch_threads: int = 1               # learner's torch and numpy-BLAS threads (measured: docs/benchmarks.md)
     device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
     eval_every: int = 10                 # iterations between deterministic evaluations (0: only at the end)
     eval_episodes: int = 10

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from threadpoolctl import threadpool_limits
 
 from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import EpisodeBuffer
@@ -189,6 +190,9 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     bar = tqdm(total=config.samples, initial=min(samples, config.samples), unit="samples", disable=not progress,
                dynamic_ncols=True, desc=name)
     start = time.perf_counter() - wall_offset
+    # numpy's BLAS too (the minibatch steps run in numpy): with its default of a thread per core it spun against
+    # the rollout workers and made each step 4-5x slower (docs/benchmarks.md)
+    blas_limits = threadpool_limits(limits=config.torch_threads, user_api="blas")
     try:
         need_env = dataset is None or config.eval_episodes > 0
         rollouts = make_rollouts(env_id, env_kwargs, config, ray_address, bar.write) if need_env else None
@@ -270,6 +274,7 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
         writer.close()
         if rollouts is not None:
             rollouts.close()
+        blas_limits.restore_original_limits()
     return result
 
 
