@@ -176,10 +176,10 @@ def collision_shape(shape: Shape) -> Shape:
     """The shape PyBullet collides and weighs: the shape itself, except a capsule that does not lie along its
     link's y axis, which becomes its bounding box, axis-aligned in the link frame.
 
-    Why: PyBullet's stable PD predicts accelerations with its own model of the body (DeepMimic's), which takes a
-    capsule to lie along the link's y axis. For a capsule along x (the dog's neck and tail) the predicted inertia
-    about the long axis is ~10x too large and the PD diverges within one control step (the tail spun at the
-    100 rad/s velocity cap and the dog fell in 0.2 s). Boxes are modelled exactly."""
+    Why (measured, tests/test_sim.py): PyBullet's stable PD diverged on the dog's capsules lying along x (neck
+    and tail) within one control step, the tail spinning at the 100 rad/s velocity cap, whatever the inertia
+    tensor in the URDF said; the same links as boxes track their targets. Our reading: the PD's own model of the
+    body (DeepMimic's) takes every capsule to lie along its link's y axis, as DeepMimic's capsules do."""
     if shape.kind != "capsule":
         return shape
     axis = Rotation.from_euler("xyz", shape.euler_xyz).apply([0.0, 1.0, 0.0])

@@ -1,5 +1,6 @@
 """AWR building blocks against hand-computed values: TD(lambda), buffer, weights, bound penalty, likelihoods."""
 
+import copy
 import math
 
 import gymnasium as gym
@@ -176,9 +177,7 @@ def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
             log_p = torch.log_softmax(logits, -1).gather(-1, a.unsqueeze(-1)).squeeze(-1)
             return -(w * log_p).mean() + 0.01 * 0.5 * logits.square().sum(-1).mean()
         ours = lambda st, x, a, w: categorical_actor_step(st, x, a, w, 0.01)  # noqa: E731
-    twin = type(net)(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear) else m
-                       for m in net])
-    twin.load_state_dict(net.state_dict())
+    twin = copy.deepcopy(net)
     batches = [make() for _ in range(5)]
     reference_optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
     expected_losses = _autograd_steps(twin, reference_optimizer, reference_loss, batches)

@@ -64,8 +64,8 @@ def test_humanoid_tracks_spinkick_open_loop_longer_than_the_pybullet_port():
 @pytest.mark.parametrize("character", ["humanoid", "dog"])
 def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
     """Weightless and off the ground, each joint sent 0.1 rad about z from its rest pose settles there.
-    Regression: PyBullet's stable PD models a capsule along its link's y axis; the dog's neck and tail capsules
-    (along x) made it diverge, spinning the tail at the 100 rad/s cap (they now collide as boxes)."""
+    Regression: PyBullet's stable PD diverged on the dog's neck and tail capsules (along x), spinning the tail at
+    the 100 rad/s cap; they now collide as boxes (charctl/deepmimic_character.collision_shape)."""
     char = load_character(character)
     sim = Simulation(char, SimConfig(gravity=0.0))
     try:

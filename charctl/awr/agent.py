@@ -112,7 +112,7 @@ class AWRAgent:
             total = sum(critic_step(self.critic_stepper, obs_np[idx], targets_norm[idx]) for idx in batches.numpy())
             return total / max(steps, 1)
         targets_t = torch.from_numpy(targets_norm).to(self.device)
-        return self._autograd_fit(self.critic, self.critic_optimizer, batches, lambda idx: 0.5 * torch.square(
+        return self._autograd_fit(self.critic_optimizer, batches, lambda idx: 0.5 * torch.square(
             targets_t[idx] - self.critic(obs[idx])).mean())
 
     def fit_actor(self, obs: torch.Tensor, actions: torch.Tensor, weights: np.ndarray, steps: int) -> float:
@@ -140,10 +140,9 @@ class AWRAgent:
             if config.action_l2_weight:
                 value = value + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
             return value
-        return self._autograd_fit(self.actor, self.actor_optimizer, batches, loss)
+        return self._autograd_fit(self.actor_optimizer, batches, loss)
 
-    def _autograd_fit(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: torch.Tensor,
-                      loss_of) -> float:
+    def _autograd_fit(self, optimizer: torch.optim.Optimizer, batches: torch.Tensor, loss_of) -> float:
         total = torch.zeros((), device=self.device)
         for idx in batches:
             loss = loss_of(idx)
