@@ -7,6 +7,8 @@ from gymnasium.utils.env_checker import check_env
 
 import charctl.envs  # noqa: F401  (registers the tasks)
 from charctl.envs import TASKS
+from charctl import rotations as rot
+from charctl.errors import CharctlError
 from charctl.envs.reference import reference_state
 from charctl.envs.reward import reward_terms
 
@@ -79,6 +81,53 @@ def test_dog_trot_open_loop_stays_up():
     assert np.median(times) >= 0.5
     assert mean_reward >= 0.5
     assert times.max() < 20.0
+
+
+@pytest.mark.parametrize("task", ["HumanoidSpinkick", "DogTrot"])
+def test_zero_residual_action_is_the_reference_pd_baseline(task):
+    """action_mode residual: the policy's zero action asks for the next reference pose, step for step."""
+    absolute = gym.make(f"charctl/{task}-v0").unwrapped
+    residual = gym.make(f"charctl/{task}-v0", config={"action_mode": "residual"}).unwrapped
+    try:
+        for seed in range(3):
+            absolute.reset(seed=seed)
+            obs, _ = residual.reset(seed=seed)
+            for _ in range(60):
+                targets = absolute.reference_pose(absolute.time + absolute.dt).joint_rot
+                expected = absolute.step_with_targets(targets)
+                got = residual.step(np.zeros(residual.action_space.shape))
+                np.testing.assert_allclose(got[0], expected[0], atol=1e-4)
+                assert got[1] == pytest.approx(expected[1], abs=1e-6) and got[2:4] == expected[2:4]
+                if got[2] or got[3]:
+                    break
+    finally:
+        absolute.close()
+        residual.close()
+
+
+def test_residual_action_is_added_to_the_reference_action(monkeypatch):
+    env = gym.make("charctl/DogTrot-v0", config={"action_mode": "residual"}).unwrapped
+    commands = []
+    monkeypatch.setattr(env.sim, "set_pd_command", lambda *args: commands.append(args))
+    try:
+        env.reset(seed=0)
+        offset = np.random.default_rng(0).uniform(-0.1, 0.1, env.action_space.shape)
+        env._command_targets(offset)
+        reference_action = env.targets_to_action(env.reference_pose(env.time + env.dt).joint_rot)
+        env.config.action_mode = "absolute"
+        env._command_targets(reference_action + offset)  # absolute mode clips the sum: this one stays inside
+        (ball, hinge), (ball_abs, hinge_abs) = commands
+        np.testing.assert_allclose(ball, ball_abs, atol=1e-12)
+        np.testing.assert_allclose(hinge, hinge_abs, atol=1e-12)
+        assert np.abs(rot.rotvec_from_quat(ball) - rot.rotvec_from_quat(
+            env.reference_pose(env.time + env.dt).joint_rot[env._balls])).max() > 0.1  # the offset moved them
+    finally:
+        env.close()
+
+
+def test_unknown_action_mode_is_refused_naming_the_file():
+    with pytest.raises(CharctlError, match=r"dog\.yaml: action_mode: 'relative' is not one of absolute, residual"):
+        gym.make("charctl/DogTrot-v0", config={"action_mode": "relative"})
 
 
 def test_falls_terminate_and_reward_zero():

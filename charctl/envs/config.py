@@ -32,6 +32,7 @@ class EnvConfig:
     time_limit: float = 20.0
     sync_heading: bool = False
     pd_target_velocity: bool = False
+    action_mode: str = "absolute"
     ground_contact_bodies: list[str] | None = None
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -64,6 +65,9 @@ def _read(path: Path) -> dict:
     return read_yaml_mapping(path, "environment settings") if path.exists() else {}
 
 
+ACTION_MODES = ("absolute", "residual")
+
+
 def load_env_config(character: str, motion: str, overrides: dict | None = None,
                     directory: Path = CONFIGS_DIR / "env") -> EnvConfig:
     values = _read(directory / "default.yaml")
@@ -72,7 +76,11 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     values = _merge(values, per_character)
     values = _merge(values, clips.get(motion, {}) or {})
     values = _merge(values, overrides or {})
-    return _build(EnvConfig, values, str(directory / f"{character}.yaml"))
+    config = _build(EnvConfig, values, str(directory / f"{character}.yaml"))
+    if config.action_mode not in ACTION_MODES:
+        raise CharctlError(f"{directory / f'{character}.yaml'}: action_mode: '{config.action_mode}' is not one of "
+                           f"{', '.join(ACTION_MODES)}")
+    return config
 
 
 def config_to_dict(config: EnvConfig) -> dict:

@@ -1,7 +1,10 @@
 """The imitation task as a gymnasium environment: a simulated character follows a reference clip.
 
 Action (normalised to [-1, 1]): PD targets, an exponential map per ball joint (scaled by the joint's largest
-limit, DeepMimic's bounds) and an angle per hinge (centred and scaled to its limits).
+limit, DeepMimic's bounds) and an angle per hinge (centred and scaled to its limits). With
+`action_mode: residual` the action is an offset, in the same units, from the action that asks for the next
+reference pose: a zero action is the reference-PD baseline. The offset is clipped to [-1, 1], the sum is not (the
+clips leave some joints' limits).
 Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's heading frame:
   [phase, root height, per body: COM position relative to the root (3), rotation as tangent + normal
   (6), COM linear velocity (3), angular velocity (3)].
@@ -97,8 +100,11 @@ class ImitationEnv(gym.Env):
         return action
 
     def _command_targets(self, action: np.ndarray) -> None:
-        """The PD command for a valid action: ball rotations and hinge angles straight from it."""
+        """The PD command for a valid action: ball rotations and hinge angles straight from it (absolute), or
+        from it added to the action that asks for the next reference pose (residual)."""
         a = np.minimum(np.maximum(action, -1.0), 1.0)  # np.clip costs twice as much on one small array
+        if self.config.action_mode == "residual":  # the offset is bounded, not the sum: a clip may leave its limits
+            a = a + self.targets_to_action(self.reference_pose(self.time + self.dt).joint_rot)
         ball_rot = rot.quat_from_rotvec((a[self._ball_cols] * self._ball_col_scale).reshape(-1, 3))
         hinge_angle = self._hinge_offset + self._hinge_scale * a[self._hinge_cols]
         if self.config.pd_target_velocity:
