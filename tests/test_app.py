@@ -12,6 +12,7 @@ import torch
 
 from charctl.awr.checkpoint import load_checkpoint
 from charctl.cli import main
+from charctl.envs.config import config_to_dict, load_env_config
 
 # Two tiny iterations: 256 new samples each, few gradient steps.
 TINY = ["--samples", "512", "--workers", "2", "--no-progress", "--set", "samples_per_iter=256",
@@ -31,7 +32,10 @@ def test_train_writes_best_and_last_checkpoints_and_logs(dog_run):
                                                     "config.yaml", "tb"}
     state = load_checkpoint(dog_run / "dog_trot-last.pt")
     assert state["iteration"] == 2 and state["env_id"] == "charctl/Imitate-v0"
-    assert state["env_kwargs"] == {"character": "dog", "motion": "trot", "config": {"time_limit": 3}}
+    # every env setting is kept, so the policy plays in the env it was trained in whatever configs/env/ says later
+    expected = config_to_dict(load_env_config("dog", "trot", {"time_limit": 3}))
+    assert state["env_kwargs"] == {"character": "dog", "motion": "trot", "config": expected}
+    assert expected["action_mode"] == "residual" and expected["sim"]["physics_hz"] == 720.0
     header = (dog_run / "progress.csv").read_text().splitlines()[0]
     assert "test_normalized_return" in header and "train_normalized_return" in header
 

@@ -72,15 +72,15 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
         check_env_id(args.target)
         return args.target, {}, args.target.replace("/", "_")
     from charctl.character import load_character
-    from charctl.envs.config import load_env_config
+    from charctl.envs.config import config_to_dict, load_env_config
     from charctl.motion.clip import load_clip
 
     character = load_character(args.character)
     load_clip(character, args.target)
-    load_env_config(character.name, args.target, env_overrides)  # a bad env key fails before any work
-    kwargs = {"character": character.name, "motion": args.target}
-    if env_overrides:
-        kwargs["config"] = env_overrides
+    settings = load_env_config(character.name, args.target, env_overrides)  # a bad env key fails before any work
+    # every env setting goes into the checkpoint: a policy plays in the env it was trained in, whatever
+    # configs/env/ says later
+    kwargs = {"character": character.name, "motion": args.target, "config": config_to_dict(settings)}
     return IMITATION_ENV, kwargs, f"{character.name}_{args.target}"
 
 
