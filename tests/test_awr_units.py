@@ -270,6 +270,27 @@ def test_normalizer_running_statistics_and_floor():
     np.testing.assert_allclose(normalizer.std, [data[:, 0].std(), 0.01], rtol=1e-9)
 
 
+def test_obs_clip_bounds_what_the_learner_and_the_workers_feed_the_actor():
+    """A fall's impact can put a body's velocity ~140 std devs out; clipped, it reaches the nets as 10."""
+    torch.manual_seed(0)
+    action = ActionSpec.from_space(gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+    actor = Actor(3, action, [8], init_output_scale=1.0, action_std=0.1)
+    normalizer = ObsNormalizer(3, clip=10.0, init_mean=np.zeros(3), init_std=np.ones(3))
+    obs = np.array([[140.0, -0.5, -30.0], [3.0, 0.2, -1.0]], np.float32)
+    np.testing.assert_array_equal(normalizer.normalize(obs), np.float32([[10.0, -0.5, -10.0], [3.0, 0.2, -1.0]]))
+    policy = NumpyPolicy.from_actor(actor, normalizer)  # what rollout workers run
+    expected = actor(torch.from_numpy(normalizer.normalize(obs))).detach().numpy()
+    np.testing.assert_allclose(policy.output(obs), expected, rtol=1e-5, atol=1e-6)
+    restored = ObsNormalizer(3)
+    restored.load_state_dict(normalizer.state_dict())
+    assert restored.clip == 10.0
+
+
+def test_imitation_tasks_clip_observations():
+    for character in ("dog", "humanoid"):
+        assert load_config(None, character=character, motion="trot").obs_clip == 10.0
+
+
 # --- configuration
 
 def test_shipped_reference_configs_load():
