@@ -1,6 +1,7 @@
 """AWR building blocks against hand-computed values: TD(lambda), buffer, weights, bound penalty, likelihoods."""
 
 import copy
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -191,13 +192,14 @@ def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
                                    rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("discrete", [False, True])
-def test_agent_update_is_the_same_with_autograd(discrete):
-    """The whole update (critic fit, targets, weights, actor fit) with hand-written steps and with autograd."""
+@pytest.mark.parametrize("discrete,max_grad_norm", [(False, None), (True, None), (False, 0.05), (True, 0.05)])
+def test_agent_update_is_the_same_with_autograd(discrete, max_grad_norm):
+    """The whole update (critic fit, targets, weights, actor fit) with hand-written steps and with autograd
+    (torch.nn.utils.clip_grad_norm_ where the actor's gradient is clipped)."""
     obs_space = gym.spaces.Box(-1.0, 1.0, (3,))
     action_space = gym.spaces.Discrete(4) if discrete else gym.spaces.Box(-2.0, 2.0, (2,))
     config = AWRConfig(critic_steps=30, actor_steps=40, actor_batch_size=16, critic_batch_size=16,
-                       samples_per_iter=40, action_l2_weight=0.001)
+                       samples_per_iter=40, action_l2_weight=0.001, actor_max_grad_norm=max_grad_norm)
     rng = np.random.default_rng(1)
     eps = [Episode(rng.uniform(-1, 1, (n, 3)).astype(np.float32),
                    (rng.integers(0, 4, n) if discrete else rng.uniform(-3, 3, (n, 2))).astype(np.float32),
@@ -213,6 +215,11 @@ def test_agent_update_is_the_same_with_autograd(discrete):
     for ours, reference in [(agents[0].actor, agents[1].actor), (agents[0].critic, agents[1].critic)]:
         for p, q in zip(ours.parameters(), reference.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    if max_grad_norm is not None:  # the clip bit: unclipped, the actor ends elsewhere
+        unclipped = AWRAgent(obs_space, action_space, dataclasses.replace(config, actor_max_grad_norm=None))
+        unclipped.update(buffer, new_samples=40)
+        moved = [(p - q).abs().max().item() for p, q in zip(agents[0].actor.parameters(), unclipped.actor.parameters())]
+        assert max(moved) > 1e-3
 
 
 def test_gaussian_log_likelihood_matches_torch_distributions():

@@ -123,11 +123,11 @@ class AWRAgent:
             for idx in batches.numpy():
                 if self.action.discrete:
                     total += categorical_actor_step(self.actor_stepper, obs_np[idx], actions_np[idx], weights[idx],
-                                                    config.action_l2_weight)
+                                                    config.action_l2_weight, config.actor_max_grad_norm)
                 else:
                     total += gaussian_actor_step(self.actor_stepper, obs_np[idx], actions_np[idx], weights[idx],
                                                  self.actor.action_std, config.action_bound_weight,
-                                                 config.action_l2_weight)
+                                                 config.action_l2_weight, config.actor_max_grad_norm)
             return total / max(steps, 1)
         weights_t = torch.from_numpy(weights).to(self.device)
 
@@ -140,14 +140,18 @@ class AWRAgent:
             if config.action_l2_weight:
                 value = value + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
             return value
-        return self._autograd_fit(self.actor_optimizer, batches, loss)
+        return self._autograd_fit(self.actor_optimizer, batches, loss, config.actor_max_grad_norm)
 
-    def _autograd_fit(self, optimizer: torch.optim.Optimizer, batches: torch.Tensor, loss_of) -> float:
+    def _autograd_fit(self, optimizer: torch.optim.Optimizer, batches: torch.Tensor, loss_of,
+                      max_grad_norm: float | None = None) -> float:
         total = torch.zeros((), device=self.device)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         for idx in batches:
             loss = loss_of(idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             total += loss.detach()
         return float(total) / max(len(batches), 1)

@@ -55,6 +55,7 @@ class AWRConfig:
     action_std: float = 0.2              # fixed Gaussian std in normalised action units (Box actions)
     action_bound_weight: float = 10.0    # penalty on the policy mean outside [-1, 1] (normalised units)
     action_l2_weight: float = 0.0        # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
+    actor_max_grad_norm: float | None = None  # scale each actor step's gradient down to this norm (null: never)
     # --- critic
     critic_layers: list[int] = field(default_factory=lambda: [128, 64])
     critic_lr: float = 0.01

@@ -44,8 +44,9 @@ class MLPStepper:
         out += self._biases[-1]
         return out, inputs
 
-    def step(self, inputs: list[np.ndarray], grad_output: np.ndarray) -> None:
-        """Backpropagate d(loss)/d(output) and take one momentum-SGD step."""
+    def step(self, inputs: list[np.ndarray], grad_output: np.ndarray, max_grad_norm: float | None = None) -> None:
+        """Backpropagate d(loss)/d(output) and take one momentum-SGD step (the gradient first scaled to norm
+        `max_grad_norm` if it is longer, as torch.nn.utils.clip_grad_norm_ does)."""
         grads = [None] * len(self._arrays)
         grad = grad_output
         for index in range(len(self._weights) - 1, -1, -1):
@@ -54,6 +55,11 @@ class MLPStepper:
             if index:
                 grad = grad @ self._weights[index]
                 grad *= layer_input > 0  # through the ReLU that made layer_input
+        if max_grad_norm is not None:
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+            if norm > max_grad_norm:
+                scale = max_grad_norm / (norm + 1e-6)  # torch's clip_grad_norm_ formula
+                grads = [g * scale for g in grads]
         self._sgd(grads)
 
     def _sgd(self, grads: list[np.ndarray]) -> None:
@@ -82,7 +88,7 @@ def critic_step(stepper: MLPStepper, obs: np.ndarray, targets: np.ndarray) -> fl
 
 
 def gaussian_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.ndarray, weights: np.ndarray,
-                        std: float, bound_weight: float, l2_weight: float) -> float:
+                        std: float, bound_weight: float, l2_weight: float, max_grad_norm: float | None = None) -> float:
     """-mean(w log N(a; mu, std)) + bound_weight * bound penalty + l2_weight * 0.5 mean(|mu|^2); returns the loss."""
     mean, inputs = stepper.forward(obs)
     batch, size = mean.shape
@@ -98,12 +104,12 @@ def gaussian_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.ndarra
     if l2_weight:
         grad += mean * (l2_weight / batch)
         loss += l2_weight * 0.5 * float(np.vdot(mean, mean)) / batch
-    stepper.step(inputs, grad.astype(np.float32, copy=False))
+    stepper.step(inputs, grad.astype(np.float32, copy=False), max_grad_norm)
     return loss
 
 
 def categorical_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.ndarray, weights: np.ndarray,
-                           l2_weight: float) -> float:
+                           l2_weight: float, max_grad_norm: float | None = None) -> float:
     """-mean(w log softmax(logits)[a]) + l2_weight * 0.5 mean(|logits|^2); returns the loss."""
     logits, inputs = stepper.forward(obs)
     batch = len(logits)
@@ -119,5 +125,5 @@ def categorical_actor_step(stepper: MLPStepper, obs: np.ndarray, actions: np.nda
     if l2_weight:
         grad += logits * (l2_weight / batch)
         loss += l2_weight * 0.5 * float(np.vdot(logits, logits)) / batch
-    stepper.step(inputs, grad.astype(np.float32, copy=False))
+    stepper.step(inputs, grad.astype(np.float32, copy=False), max_grad_norm)
     return loss
