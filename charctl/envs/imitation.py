@@ -103,12 +103,14 @@ class ImitationEnv(gym.Env):
         """The PD command for a valid action: ball rotations and hinge angles straight from it (absolute), or
         from it added to the action that asks for the next reference pose (residual)."""
         a = np.minimum(np.maximum(action, -1.0), 1.0)  # np.clip costs twice as much on one small array
-        if self.config.action_mode == "residual":  # the offset is bounded, not the sum: a clip may leave its limits
-            a = a + self.targets_to_action(self.reference_pose(self.time + self.dt).joint_rot)
+        residual, target_velocity = self.config.action_mode == "residual", self.config.pd_target_velocity
+        upcoming = self.reference_pose(self.time + self.dt) if residual or target_velocity else None
+        if residual:  # the offset is bounded, not the sum: a clip may leave its joints' limits
+            a = a + self.targets_to_action(upcoming.joint_rot)
         ball_rot = rot.quat_from_rotvec((a[self._ball_cols] * self._ball_col_scale).reshape(-1, 3))
         hinge_angle = self._hinge_offset + self._hinge_scale * a[self._hinge_cols]
-        if self.config.pd_target_velocity:
-            spin = self.reference_pose(self.time + self.dt).joint_ang_vel
+        if target_velocity:
+            spin = upcoming.joint_ang_vel
             self.sim.set_pd_command(ball_rot, hinge_angle, spin[self._balls],
                                     (spin[self._hinges] * self._hinge_axes).sum(axis=1))
         else:
