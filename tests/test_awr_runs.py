@@ -107,6 +107,39 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+def test_resume_with_changes_applies_them_from_there_on_and_records_them(tmp_path):
+    train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "run", progress=False)
+    before = load_checkpoint(tmp_path / "run" / "CartPole-v1-last.pt")
+    # actor_lr 0 freezes the actor: proof the new rate, not the saved optimiser's, drives the steps
+    result = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "run", resume=True, progress=False,
+                   changes={"actor_lr": 0, "obs_clip": 5.0})
+    after = load_checkpoint(result.last_checkpoint)
+    assert after["iteration"] == 4
+    for key, value in before["agent"]["actor"].items():
+        torch.testing.assert_close(after["agent"]["actor"][key], value, rtol=0, atol=0)
+    assert not torch.equal(after["agent"]["critic"]["net.0.weight"], before["agent"]["critic"]["net.0.weight"])
+    assert (after["config"]["actor_lr"], after["config"]["obs_clip"]) == (0.0, 5.0)
+    assert after["agent"]["actor_optimizer"]["param_groups"][0]["lr"] == 0.0
+    assert after["agent"]["normalizer"]["clip"] == 5.0
+    assert (tmp_path / "run" / "settings_changes.txt").read_text() == \
+        f"iteration 2 ({before['samples']} samples): actor_lr 0.0005 -> 0.0; obs_clip None -> 5.0\n"
+    # a plain resume keeps the changed settings and records nothing new
+    train("CartPole-v1", {}, quick_config(samples=5 * 512), tmp_path / "run", resume=True, progress=False)
+    assert load_checkpoint(result.last_checkpoint)["config"]["actor_lr"] == 0.0
+    assert len((tmp_path / "run" / "settings_changes.txt").read_text().splitlines()) == 1
+
+
+def test_resume_refuses_to_change_the_networks_or_the_env(tmp_path, capsys):
+    train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    with pytest.raises(CharctlError, match=r"--set actor_layers: a resumed run keeps its actor_layers \(\[128, 64\]\)"):
+        train("CartPole-v1", {}, quick_config(samples=1024), tmp_path / "run", resume=True, progress=False,
+              changes={"actor_layers": [32]})
+    assert load_checkpoint(tmp_path / "run" / "CartPole-v1-last.pt")["iteration"] == 1  # nothing lost
+    assert main(["train", "dog", "trot", "--out", str(tmp_path / "run"), "--resume", "--set",
+                 "env.time_limit=5"]) == 2
+    assert "--set env.time_limit: a resumed run keeps the env" in capsys.readouterr().err
+
+
 def test_run_directory_refuses_a_second_run_and_a_resume_on_another_env(tmp_path):
     train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
     with pytest.raises(CharctlError, match="already exists"):

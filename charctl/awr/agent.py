@@ -194,3 +194,12 @@ class AWRAgent:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.normalizer.load_state_dict(state["normalizer"])
         self.generator.set_state(state["generator"])
+        self._apply_config_settings()  # a resumed run may have changed them (trainer.train's `changes`)
+
+    def _apply_config_settings(self) -> None:
+        """The config's learning rates, momenta and observation clip over whatever a loaded state held."""
+        for optimizer, lr, momentum in ((self.actor_optimizer, self.config.actor_lr, self.config.actor_momentum),
+                                        (self.critic_optimizer, self.config.critic_lr, self.config.critic_momentum)):
+            for group in optimizer.param_groups:
+                group["lr"], group["momentum"] = lr, momentum
+        self.normalizer.clip = self.config.obs_clip

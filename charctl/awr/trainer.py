@@ -114,7 +114,14 @@ def _tensorboard(out_dir: Path, purge_step: int):
     return SummaryWriter(str(out_dir / "tb"), purge_step=purge_step if purge_step > 0 else None)
 
 
-def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) -> tuple[dict, AWRConfig]:
+# settings a resumed run cannot change: the saved networks' shapes, the normaliser's floor, the seed
+FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed")
+# settings every resume may change without being asked to record it: the budget and where the work runs
+RUNTIME_SETTINGS = ("samples", "num_workers", "torch_threads", "device")
+
+
+def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
+                  changes: dict | None) -> tuple[dict, AWRConfig, list[str]]:
     if not path.exists():
         others = sorted(p.name[:-len("-last.pt")] for p in path.parent.glob("*-last.pt"))
         if others:
@@ -125,33 +132,42 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig) 
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
         raise CharctlError(f"{path}: trained on {state['env_id']} {dict(state['env_kwargs'])}, "
                            f"not {env_id} {env_kwargs}")
-    saved = build_config(state["config"], f"{path}: config")
-    # a resumed run keeps its settings; only the budget and the worker/thread counts may change
-    config = build_config({**config_to_dict(saved), "samples": config.samples, "num_workers": config.num_workers,
-                           "torch_threads": config.torch_threads, "device": config.device}, f"{path}: config")
+    saved = config_to_dict(build_config(state["config"], f"{path}: config"))
+    # a resumed run keeps its settings except the budget, where it runs, and what `changes` asks for
+    current = config_to_dict(config)
+    wanted = {**{key: current[key] for key in RUNTIME_SETTINGS}, **(changes or {})}
+    resumed = config_to_dict(build_config({**saved, **wanted}, f"{path}: config"))  # types checked, ints to floats
+    changed = [key for key in (changes or {}) if resumed[key] != saved[key] and key not in RUNTIME_SETTINGS]
+    for key in changed:
+        if key in FIXED_ON_RESUME:
+            raise CharctlError(f"--set {key}: a resumed run keeps its {key} ({saved[key]}); start a new run "
+                               "to change it")
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill during a write
         stale.unlink(missing_ok=True)
-    return state, config
+    notes = [f"{key} {saved[key]} -> {resumed[key]}" for key in changed]
+    return state, build_config(resumed, f"{path}: config"), notes
 
 
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
           dataset: str | Path | None = None, progress: bool = True, name: str | None = None,
-          ray_address: str | None = None) -> TrainResult:
+          ray_address: str | None = None, changes: dict | None = None) -> TrainResult:
     """Train (or, with `resume`, continue training) an AWR policy on a gymnasium env id with Box or Discrete actions.
 
     `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
     for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
     `ray_address`: rollout workers as Ray actors ("local" or "" starts or joins a Ray instance as ray.init()
     does; else a cluster address); None: local worker processes.
+    `changes`: with `resume`, AWR settings to change from here on (learning rates, std, clips, ...); each change
+    is printed and appended to settings_changes.txt with the iteration it starts at.
     """
     out_dir = Path(out_dir)
     name = name or default_name(env_id)
     last_path, best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
     env_kwargs = dict(env_kwargs or {})
     check_primitive(env_kwargs, "env kwargs")
-    state = None
+    state, notes = None, []
     if resume:
-        state, config = _resume_state(last_path, env_id, env_kwargs, config)
+        state, config, notes = _resume_state(last_path, env_id, env_kwargs, config, changes)
         dataset = state["dataset"]
     elif last_path.exists():
         raise CharctlError(f"{last_path}: a run already exists here; pass --resume to continue it "
@@ -171,7 +187,7 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
             agent.normalizer.record(buffer.flat().observations)
             agent.normalizer.update()
     if state is not None:
-        agent.load_state_dict(state["agent"])
+        agent.load_state_dict(state["agent"])  # then the config's optimiser and normaliser settings apply
         torch.set_rng_state(state["torch_rng"])
         if dataset is None:
             buffer.add(buffer_from_dict(state["buffer"]))
@@ -182,6 +198,11 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
                                   **config_to_dict(config)}, sort_keys=False)
     atomic_write_text(out_dir / "config.yaml", config_text)
+    if notes:
+        line = f"iteration {iteration} ({samples} samples): {'; '.join(notes)}\n"
+        history = out_dir / "settings_changes.txt"
+        atomic_write_text(history, (history.read_text() if history.exists() else "") + line)
+        print(f"{name}: resuming with {'; '.join(notes)}")
     log = ProgressLog(out_dir / "progress.csv", iteration, state.get("last_row") if state else None)
     writer = _tensorboard(out_dir, purge_step=samples)
     result = TrainResult(out_dir=out_dir, name=name, iteration=iteration, samples=samples, best_test_return=best)

@@ -15,11 +15,13 @@ def register(subparsers) -> None:
         "configs/awr/imitation/CHARACTER.yaml (its clips: section per motion) or configs/awr/gym/ENV_ID.yaml, then "
         "--config FILE, then --set key=value; '--set env.KEY=VALUE' changes an imitation env setting "
         "(configs/env/). The run directory gets NAME.pt (the best policy by evaluation), NAME-last.pt (written "
-        "every iteration; --resume continues from it), progress.csv, config.yaml and tb/ (TensorBoard). "
+        "every iteration; --resume continues from it, and --set with --resume changes a setting from there on, "
+        "recorded in settings_changes.txt), progress.csv, config.yaml and tb/ (TensorBoard). "
         "Ctrl-C stops cleanly; the last finished iteration is kept.",
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
+               "         charctl train dog trot --out runs/dog_trot --resume --set actor_lr=5e-5\n"
                "         charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
                "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline\n"
                "         charctl train dog canter --ray auto --workers 64",
@@ -85,14 +87,22 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
 
 
 def run(args) -> int:
-    from charctl.awr.config import load_config, parse_overrides
+    from pathlib import Path
+
+    from charctl.awr.config import load_config, parse_overrides, read_yaml
     from charctl.awr.trainer import train
+    from charctl.errors import CharctlError
 
     if args.ray is not None:
         from charctl.awr.ray_rollout import import_ray
 
         import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
+    if args.resume and env_overrides:
+        raise CharctlError(f"--set {ENV_PREFIX}{next(iter(env_overrides))}: a resumed run keeps the env it was "
+                           "trained in; start a new run to change it")
+    # with --resume these (the --config file, then --set) change the saved settings from here on
+    changes = {**(read_yaml(Path(args.config)) if args.config else {}), **awr_overrides} if args.resume else None
     env_id, env_kwargs, name = resolve(args, env_overrides)
     for key, value in (("samples", args.samples), ("seed", args.seed), ("num_workers", args.workers)):
         if value is not None:
@@ -103,7 +113,7 @@ def run(args) -> int:
                          motion=None if gym_task else env_kwargs["motion"])
     out = args.out or f"runs/{name}-s{config.seed}"
     result = train(env_id, env_kwargs, config, out, resume=args.resume, dataset=args.dataset,
-                   progress=not args.no_progress, name=name, ray_address=args.ray)
+                   progress=not args.no_progress, name=name, ray_address=args.ray, changes=changes)
     final = result.final_test_return
     if result.interrupted:
         print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "
