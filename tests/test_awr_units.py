@@ -293,9 +293,15 @@ def test_obs_clip_bounds_what_the_learner_and_the_workers_feed_the_actor():
     assert restored.clip == 10.0
 
 
-def test_imitation_tasks_clip_observations():
+def test_imitation_tasks_clip_observations_in_the_learner_and_the_workers():
+    space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    fall = np.array([[140.0, -60.0, 0.5, 2.0]], np.float32)  # std 1, mean 0: already normalised
     for character in ("dog", "humanoid"):
-        assert load_config(None, character=character, motion="trot").obs_clip == 10.0
+        agent = AWRAgent(space, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+                         load_config(None, character=character, motion="trot"))
+        np.testing.assert_array_equal(agent.normalizer.normalize(fall), np.float32([[10.0, -10.0, 0.5, 2.0]]))
+        policy = agent.policy()  # what the rollout workers run
+        np.testing.assert_array_equal(policy.output(fall), policy.output(np.float32([[10.0, -10.0, 0.5, 2.0]])))
 
 
 # --- configuration
@@ -318,7 +324,7 @@ def test_config_errors_name_the_file_and_key(tmp_path):
         load_config(None, bad)
     with pytest.raises(CharctlError, match=r"--set: unknown key 'tempreature'"):
         load_config(None, None, parse_overrides(["tempreature=0.5"]))
-    with pytest.raises(CharctlError, match=r"returns must be one of"):
+    with pytest.raises(CharctlError, match=r"--set: returns: expected one of td_lambda, monte_carlo, got 'n_step'"):
         load_config(None, None, {"returns": "n_step"})
     assert load_config(None, None, parse_overrides(["temperature=1", "value_scale=null"])).temperature == 1.0
 

@@ -125,9 +125,38 @@ def test_residual_action_is_added_to_the_reference_action(monkeypatch):
         env.close()
 
 
-def test_unknown_action_mode_is_refused_naming_the_file():
-    with pytest.raises(CharctlError, match=r"dog\.yaml: action_mode: 'relative' is not one of absolute, residual"):
-        gym.make("charctl/DogTrot-v0", config={"action_mode": "relative"})
+def test_pd_target_velocity_asks_for_the_reference_joint_velocities():
+    """pd_target_velocity: the PD command's target velocities are the next reference pose's joint velocities,
+    for a residual policy's zero action as for open-loop tracking, and they change the motion."""
+    def run(config, act):
+        env = gym.make("charctl/DogTrot-v0", config=config).unwrapped
+        try:
+            env.reset(seed=1)
+            return np.array([act(env)[0] for _ in range(20)])
+        finally:
+            env.close()
+
+    def open_loop(env):
+        upcoming = env.reference_pose(env.time + env.dt)
+        return env.step_with_targets(upcoming.joint_rot, upcoming.joint_ang_vel)
+
+    with_velocity = run({"action_mode": "residual", "pd_target_velocity": True},
+                        lambda env: env.step(np.zeros(env.action_space.shape)))
+    np.testing.assert_allclose(with_velocity, run({"action_mode": "absolute"}, open_loop), atol=1e-4)
+    without = run({"action_mode": "residual", "pd_target_velocity": False},
+                  lambda env: env.step(np.zeros(env.action_space.shape)))
+    assert np.abs(with_velocity[-1] - without[-1]).max() > 1e-2
+
+
+def test_bad_env_settings_are_refused_naming_the_file_and_key():
+    cases = [({"action_mode": "relative"}, r"dog\.yaml: action_mode: expected one of absolute, residual, got 'relative'"),
+             ({"time_limit": "long"}, r"dog\.yaml: time_limit: expected float, got 'long'"),
+             ({"sim": {"solver_iterations": 2.5}}, r"dog\.yaml: sim: solver_iterations: expected int, got 2\.5"),
+             ({"ground_contact_bodies": "paws"}, r"ground_contact_bodies: expected a list of str or null"),
+             ({"reward": 3}, r"dog\.yaml: reward: expected a mapping, got 3")]
+    for config, message in cases:
+        with pytest.raises(CharctlError, match=message):
+            gym.make("charctl/DogTrot-v0", config=config)
 
 
 def test_falls_terminate_and_reward_zero():

@@ -7,7 +7,6 @@ wrong type are a `CharctlError` naming the file (or `--set`) and the key.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,9 @@ import yaml
 from charctl.errors import CharctlError
 from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
+from charctl.typed_config import check_type
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
-RETURN_MODES = ("td_lambda", "monte_carlo")
 
 
 @dataclass
@@ -39,7 +38,7 @@ class AWRConfig:
     on_policy: bool = False              # ablation: the buffer holds only the latest iteration's episodes
     discount: float = 0.99
     td_lambda: float = 0.95
-    returns: str = "td_lambda"           # or "monte_carlo" (ablation: lambda = 1)
+    returns: typing.Literal["td_lambda", "monte_carlo"] = "td_lambda"  # monte_carlo: the lambda = 1 ablation
     # --- advantages and weights
     baseline: bool = True                # false: RWR ablation, weights from returns instead of advantages
     normalize_advantages: bool = True    # reference code: A_hat = (A - mean) / (std + 1e-5)
@@ -68,10 +67,6 @@ class AWRConfig:
     normalizer_std_floor: float = 0.01
     obs_clip: float | None = None        # clip normalised observations to +-obs_clip (null: no clip)
 
-    def __post_init__(self) -> None:
-        if self.returns not in RETURN_MODES:
-            raise CharctlError(f"config: returns must be one of {', '.join(RETURN_MODES)}, not '{self.returns}'")
-
     @property
     def effective_lambda(self) -> float:
         return 1.0 if self.returns == "monte_carlo" else self.td_lambda
@@ -81,28 +76,6 @@ class AWRConfig:
         return self.value_scale if self.value_scale is not None else 1.0 / (1.0 - self.discount)
 
 
-def _check_type(value, annotation, where: str):
-    """Accept `value` for a field annotated `annotation` (ints for floats), or raise naming `where`."""
-    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
-        else (annotation,)
-    for option in options:
-        if option is type(None) and value is None:
-            return None
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-        if typing.get_origin(option) is list and isinstance(value, list) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return list(value)
-    expected = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
-    raise CharctlError(f"{where}: expected {expected}, got {value!r}")
-
-
 def build_config(values: dict, source: str) -> AWRConfig:
     """An AWRConfig from a flat mapping; `source` names where the values came from in errors."""
     hints = typing.get_type_hints(AWRConfig)
@@ -110,7 +83,7 @@ def build_config(values: dict, source: str) -> AWRConfig:
     for key, value in values.items():
         if key not in hints:
             raise CharctlError(f"{source}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-        kwargs[key] = _check_type(value, hints[key], f"{source}: {key}")
+        kwargs[key] = check_type(value, hints[key], f"{source}: {key}")
     return AWRConfig(**kwargs)
 
 
@@ -166,7 +139,7 @@ def _checked(data: dict, where) -> dict:
     for key in data:
         if key not in hints:
             raise CharctlError(f"{where}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-    return {key: _check_type(value, hints[key], f"{where}: {key}") for key, value in data.items()}
+    return {key: check_type(value, hints[key], f"{where}: {key}") for key, value in data.items()}
 
 
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,

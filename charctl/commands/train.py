@@ -91,16 +91,12 @@ def run(args) -> int:
 
     from charctl.awr.config import load_config, parse_overrides, read_yaml
     from charctl.awr.trainer import train
-    from charctl.errors import CharctlError
 
     if args.ray is not None:
         from charctl.awr.ray_rollout import import_ray
 
         import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
-    if args.resume and env_overrides:
-        raise CharctlError(f"--set {ENV_PREFIX}{next(iter(env_overrides))}: a resumed run keeps the env it was "
-                           "trained in; start a new run to change it")
     # with --resume these (the --config file, then --set) change the saved settings from here on
     changes = {**(read_yaml(Path(args.config)) if args.config else {}), **awr_overrides} if args.resume else None
     env_id, env_kwargs, name = resolve(args, env_overrides)

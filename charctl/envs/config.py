@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-
+from typing import Literal
 
 from charctl.errors import CharctlError
 from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
 from charctl.sim import SimConfig
+from charctl.typed_config import check_type
 
 
 @dataclass
@@ -32,7 +34,7 @@ class EnvConfig:
     time_limit: float = 20.0
     sync_heading: bool = False
     pd_target_velocity: bool = False
-    action_mode: str = "absolute"
+    action_mode: Literal["absolute", "residual"] = "absolute"
     ground_contact_bodies: list[str] | None = None
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -51,21 +53,23 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _build(cls, values: dict, source: str):
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    """`cls` from a mapping: unknown keys and values of the wrong type name `source` and the key."""
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
-        if key not in known:
-            raise CharctlError(f"{source}: unknown key '{key}' (known: {', '.join(known)})")
-        nested = {"sim": SimConfig, "reward": RewardConfig}.get(key) if cls is EnvConfig else None
-        kwargs[key] = _build(nested, value or {}, f"{source}: {key}") if nested else value
+        if key not in hints:
+            raise CharctlError(f"{source}: unknown key '{key}' (known: {', '.join(hints)})")
+        if dataclasses.is_dataclass(hints[key]):
+            if not isinstance(value or {}, dict):
+                raise CharctlError(f"{source}: {key}: expected a mapping, got {value!r}")
+            kwargs[key] = _build(hints[key], value or {}, f"{source}: {key}")
+        else:
+            kwargs[key] = check_type(value, hints[key], f"{source}: {key}")
     return cls(**kwargs)
 
 
 def _read(path: Path) -> dict:
     return read_yaml_mapping(path, "environment settings") if path.exists() else {}
-
-
-ACTION_MODES = ("absolute", "residual")
 
 
 def load_env_config(character: str, motion: str, overrides: dict | None = None,
@@ -76,11 +80,7 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     values = _merge(values, per_character)
     values = _merge(values, clips.get(motion, {}) or {})
     values = _merge(values, overrides or {})
-    config = _build(EnvConfig, values, str(directory / f"{character}.yaml"))
-    if config.action_mode not in ACTION_MODES:
-        raise CharctlError(f"{directory / f'{character}.yaml'}: action_mode: '{config.action_mode}' is not one of "
-                           f"{', '.join(ACTION_MODES)}")
-    return config
+    return _build(EnvConfig, values, str(directory / f"{character}.yaml"))
 
 
 def config_to_dict(config: EnvConfig) -> dict:

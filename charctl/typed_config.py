@@ -1,0 +1,43 @@
+"""Settings read from YAML into typed dataclasses: each value is checked against its field's annotation."""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from charctl.errors import CharctlError
+
+
+def check_type(value, annotation, where: str):
+    """`value` for a field annotated `annotation` (ints accepted for floats, converted), or a CharctlError
+    naming `where`. Handles bool, int, float, str, Literal[...], list[int], list[str] and `X | None`."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        if typing.get_origin(option) is typing.Literal and isinstance(value, str) and value in typing.get_args(option):
+            return value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is list and isinstance(value, list):
+            (item,) = typing.get_args(option)
+            if all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+                return list(value)
+    raise CharctlError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
+
+
+def _describe(option) -> str:
+    if option is type(None):
+        return "null"
+    if typing.get_origin(option) is typing.Literal:
+        return "one of " + ", ".join(typing.get_args(option))
+    if typing.get_origin(option) is list:
+        return f"a list of {typing.get_args(option)[0].__name__}"
+    return getattr(option, "__name__", str(option))
