@@ -38,7 +38,8 @@ class EvalResult:
 
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
              progress=None) -> EvalResult:
-    """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs."""
+    """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs, and not
+    from any of the trainer's test episodes' start states (it chose its best checkpoint on those)."""
     rng = np.random.default_rng(seed)
 
     def step(obs):
@@ -62,7 +63,7 @@ def evaluate_reference_pd(env, episodes: int, seed: int = 0, progress=None) -> E
 def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
     result = EvalResult(horizon=episode_horizon(env))
     for j in range(episodes):
-        obs, _ = env.reset(seed=evaluation_seed(seed, j))
+        obs, _ = env.reset(seed=evaluation_seed(seed, j, held_out=True))
         total, length, fell = 0.0, 0, False
         while True:
             obs, reward, terminated, truncated, info = step(obs)

@@ -79,7 +79,7 @@ class Player:
     def reset(self) -> None:
         from charctl.awr.rollout import evaluation_seed
 
-        self.obs, info = self.env.reset(seed=evaluation_seed(self.seed, self.episode))
+        self.obs, info = self.env.reset(seed=evaluation_seed(self.seed, self.episode, held_out=True))
         self.episode += 1
         self.total = 0.0
         self.last = StepInfo(info["phase"], 0.0, 0.0, 0.0, False, False)
@@ -213,7 +213,7 @@ def play_gym(env, policy, seed: int, deterministic: bool, seconds: float, episod
     rng = np.random.default_rng(seed)
     frames, returns, steps = [], [], 0
     for j in range(episodes):
-        obs, _ = env.reset(seed=evaluation_seed(seed, j))
+        obs, _ = env.reset(seed=evaluation_seed(seed, j, held_out=True))
         total = 0.0
         for _ in range(int(round(seconds * fps))):
             if frame_path is not None:

@@ -300,3 +300,30 @@ def test_training_holds_numpy_blas_to_the_learner_threads(tmp_path, monkeypatch)
         train("CartPole-v1", {}, quick_config(samples=1024, torch_threads=1), tmp_path / "run", progress=False)
         assert blas_threads() == before == [2]
     assert seen and all(threads == [1] for threads in seen)
+
+
+def test_reported_evaluations_start_where_the_trainer_never_chose_a_checkpoint(tmp_path):
+    """The trainer keeps the checkpoint with the best test episodes; `charctl eval` (and play) start elsewhere,
+    so the reported return is not the selected one. Same starts for eval and play: what is watched is scored."""
+    from charctl.awr.rollout import Rollouts
+    from charctl.evaluation import evaluate
+    from charctl.playback import play_gym
+    from charctl.policy_file import open_policy
+
+    result = train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    task = open_policy(result.last_checkpoint)
+
+    def reset_seeds(run) -> list[int]:
+        env = task.make_env()
+        seen, reset = [], env.reset
+        env.reset = lambda seed=None, **kw: (seen.append(seed), reset(seed=seed, **kw))[1]
+        run(env)
+        return seen
+
+    rollouts = Rollouts("CartPole-v1", {}, 0, 0)
+    trainer_tests = reset_seeds(lambda env: (setattr(rollouts, "env", env), rollouts.evaluate(task.policy, 3)))
+    rollouts.close()
+    reported = reset_seeds(lambda env: evaluate(env, task.policy, 3))
+    played = reset_seeds(lambda env: play_gym(env, task.policy, 0, True, seconds=0.1, episodes=3))
+    assert len(set(trainer_tests)) == 3 and not set(trainer_tests) & set(reported)
+    assert played == reported

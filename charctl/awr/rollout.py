@@ -24,7 +24,8 @@ from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
 from charctl.errors import CharctlError
 
-EVAL_STREAM = 7_000_001     # separates evaluation seeds from training seeds
+EVAL_STREAM = 7_000_001     # separates the trainer's test episodes' seeds from training seeds
+HELD_OUT_STREAM = 7_000_002  # `charctl eval` and `play`: start states the trainer never chose a checkpoint on
 PARENT_CHECK_SECONDS = 2.0  # an orphaned worker notices its learner is gone this quickly
 
 
@@ -98,8 +99,11 @@ def worker_seeds(seed: int, iteration: int, workers: int) -> list[list[int]]:
     return [[seed, iteration, w] for w in range(workers)]
 
 
-def evaluation_seed(seed: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, EVAL_STREAM, episode]).generate_state(1)[0])
+def evaluation_seed(seed: int, episode: int, held_out: bool = False) -> int:
+    """Reset seed of deterministic test episode `episode`. The trainer keeps its best checkpoint by its test
+    episodes; reported numbers (`held_out`) come from other start states, so that choice does not flatter them."""
+    stream = HELD_OUT_STREAM if held_out else EVAL_STREAM
+    return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
 
 
 def evaluate_episodes(env: gym.Env, policy: NumpyPolicy, seeds: list[int]) -> list[tuple[float, int]]:
