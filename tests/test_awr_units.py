@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import charctl.envs  # noqa: F401  (registers the charctl/ imitation envs)
 from charctl.awr.agent import AWRAgent, advantage_weights
 from charctl.awr.buffer import Episode, EpisodeBuffer, flatten
 from charctl.awr.config import AWRConfig, load_config, parse_overrides
@@ -291,6 +292,29 @@ def test_obs_clip_bounds_what_the_learner_and_the_workers_feed_the_actor():
     restored = ObsNormalizer(3)
     restored.load_state_dict(normalizer.state_dict())
     assert restored.clip == 10.0
+
+
+@pytest.mark.parametrize("character, motion", [("dog", "canter"), ("humanoid", "spinkick")])
+def test_a_fresh_imitation_policy_is_the_reference_pd_baseline_and_still_learns(character, motion):
+    """Residual actions + a zero-initialised output layer: the first episodes are exactly the baseline's, whatever
+    the raw observations (the normaliser has seen none yet); one AWR step moves the mean off zero."""
+    env = gym.make(f"charctl/{character.capitalize()}{motion.capitalize()}-v0")
+    try:
+        config = load_config(None, character=character, motion=motion)
+        agent = AWRAgent(env.observation_space, env.action_space, config)
+        obs, _ = env.reset(seed=0)
+        observations = [obs] + [env.step(np.zeros(env.action_space.shape))[0] for _ in range(5)]
+    finally:
+        env.close()
+    observations = np.array(observations, np.float32)
+    policy = agent.policy()
+    for o in observations:
+        np.testing.assert_array_equal(policy.act(o, deterministic=True, rng=np.random.default_rng(0)), 0.0)
+    obs_norm = agent.normalizer.normalize(observations)
+    actions = np.random.default_rng(0).normal(0.0, config.action_std, (len(obs_norm), env.action_space.shape[0]))
+    gaussian_actor_step(agent.actor_stepper, obs_norm, actions.astype(np.float32), np.ones(len(obs_norm)),
+                        config.action_std, config.action_bound_weight, 0.0)
+    assert np.abs(agent.policy().output(observations)).max() > 0.0
 
 
 def test_imitation_tasks_clip_observations_in_the_learner_and_the_workers():
