@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 
@@ -41,3 +42,22 @@ def _describe(option) -> str:
     if typing.get_origin(option) is list:
         return f"a list of {typing.get_args(option)[0].__name__}"
     return getattr(option, "__name__", str(option))
+
+
+def checked_fields(cls, values: dict, source, unknown_hint: str | None = None) -> dict:
+    """`values` with every key a field of dataclass `cls` and every value of its field's type (ints converted to
+    floats; nested dataclass fields built from mappings); errors name `source` and the key. An unknown key's
+    error ends with `unknown_hint`, or by default lists the known keys."""
+    hints = typing.get_type_hints(cls)
+    for key in values:
+        if key not in hints:
+            raise CharctlError(f"{source}: unknown key '{key}' ({unknown_hint or 'known: ' + ', '.join(hints)})")
+    out = {}
+    for key, value in values.items():
+        if dataclasses.is_dataclass(hints[key]):
+            if not isinstance(value or {}, dict):
+                raise CharctlError(f"{source}: {key}: expected a mapping, got {value!r}")
+            out[key] = hints[key](**checked_fields(hints[key], value or {}, f"{source}: {key}"))
+        else:
+            out[key] = check_type(value, hints[key], f"{source}: {key}")
+    return out

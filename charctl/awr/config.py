@@ -16,7 +16,7 @@ import yaml
 from charctl.errors import CharctlError
 from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
-from charctl.typed_config import check_type
+from charctl.typed_config import checked_fields
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 
@@ -78,13 +78,7 @@ class AWRConfig:
 
 def build_config(values: dict, source: str) -> AWRConfig:
     """An AWRConfig from a flat mapping; `source` names where the values came from in errors."""
-    hints = typing.get_type_hints(AWRConfig)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise CharctlError(f"{source}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-        kwargs[key] = check_type(value, hints[key], f"{source}: {key}")
-    return AWRConfig(**kwargs)
+    return AWRConfig(**_checked(values, source))
 
 
 def read_yaml(path: Path) -> dict:
@@ -135,11 +129,7 @@ def _imitation_values(character: str, motion: str | None, directory: Path) -> tu
 
 def _checked(data: dict, where) -> dict:
     """`data` with every key known and every value of its field's type (ints accepted for floats, converted)."""
-    hints = typing.get_type_hints(AWRConfig)
-    for key in data:
-        if key not in hints:
-            raise CharctlError(f"{where}: unknown key '{key}' (see configs/awr/default.yaml for the keys)")
-    return {key: check_type(value, hints[key], f"{where}: {key}") for key, value in data.items()}
+    return checked_fields(AWRConfig, data, where, "see configs/awr/default.yaml for the keys")
 
 
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,

@@ -134,9 +134,9 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
                            f"not {env_id} {env_kwargs}")
     saved = config_to_dict(build_config(state["config"], f"{path}: config"))
     # a resumed run keeps its settings except the budget, where it runs, and what `changes` asks for
-    current = config_to_dict(config)
-    wanted = {**{key: current[key] for key in RUNTIME_SETTINGS}, **(changes or {})}
-    resumed = config_to_dict(build_config({**saved, **wanted}, f"{path}: config"))  # types checked, ints to floats
+    wanted = {**{key: getattr(config, key) for key in RUNTIME_SETTINGS}, **(changes or {})}
+    resumed_config = build_config({**saved, **wanted}, f"{path}: config")  # types checked, ints to floats
+    resumed = config_to_dict(resumed_config)
     changed = [key for key in (changes or {}) if resumed[key] != saved[key] and key not in RUNTIME_SETTINGS]
     for key in changed:
         if key in FIXED_ON_RESUME:
@@ -145,7 +145,7 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill during a write
         stale.unlink(missing_ok=True)
     notes = [f"{key} {saved[key]} -> {resumed[key]}" for key in changed]
-    return state, build_config(resumed, f"{path}: config"), notes
+    return state, resumed_config, notes
 
 
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from charctl.errors import CharctlError
 from charctl.fileio import read_yaml_mapping
 from charctl.paths import CONFIGS_DIR
 from charctl.sim import SimConfig
-from charctl.typed_config import check_type
+from charctl.typed_config import checked_fields
 
 
 @dataclass
@@ -52,22 +50,6 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _build(cls, values: dict, source: str):
-    """`cls` from a mapping: unknown keys and values of the wrong type name `source` and the key."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise CharctlError(f"{source}: unknown key '{key}' (known: {', '.join(hints)})")
-        if dataclasses.is_dataclass(hints[key]):
-            if not isinstance(value or {}, dict):
-                raise CharctlError(f"{source}: {key}: expected a mapping, got {value!r}")
-            kwargs[key] = _build(hints[key], value or {}, f"{source}: {key}")
-        else:
-            kwargs[key] = check_type(value, hints[key], f"{source}: {key}")
-    return cls(**kwargs)
-
-
 def _read(path: Path) -> dict:
     return read_yaml_mapping(path, "environment settings") if path.exists() else {}
 
@@ -80,7 +62,7 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     values = _merge(values, per_character)
     values = _merge(values, clips.get(motion, {}) or {})
     values = _merge(values, overrides or {})
-    return _build(EnvConfig, values, str(directory / f"{character}.yaml"))
+    return EnvConfig(**checked_fields(EnvConfig, values, directory / f"{character}.yaml"))
 
 
 def config_to_dict(config: EnvConfig) -> dict:
