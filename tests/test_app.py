@@ -52,6 +52,25 @@ def test_eval_prints_a_normalised_return_in_0_1(dog_run, capsys):
     assert "normalised return" in capsys.readouterr().out
 
 
+def test_eval_baseline_compares_start_by_start_with_the_reference(dog_run, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "3", "--baseline", "--json"]) == 0
+    paired = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--reference", "dog", "trot", "--episodes", "3", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    # the same start states as the baseline run on its own (its 20 s limit never matters: it falls within 1 s)
+    assert paired["baseline"]["mean_return"] == pytest.approx(alone["mean_return"])
+    assert paired["baseline"]["mean_length"] == alone["mean_length"]
+    comparison = paired["comparison"]
+    assert comparison["mean_gain"] == pytest.approx(paired["normalized_return"]
+                                                    - paired["baseline"]["normalized_return"])
+    assert comparison["wins"] + comparison["losses"] + comparison["ties"] == 3
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "2", "--baseline"]) == 0
+    assert "start by start" in capsys.readouterr().out
+    assert main(["eval", "--reference", "dog", "trot", "--baseline"]) == 2
+    assert "--reference alone is the baseline" in capsys.readouterr().err
+
+
 def grey_fraction(frame: np.ndarray) -> float:
     """Share of pixels in the characters' grey (the ground is blue and white, the sky white, the ghost blue)."""
     f = frame.astype(int)

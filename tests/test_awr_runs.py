@@ -272,6 +272,12 @@ def test_rwr_and_monte_carlo_ablations_change_the_weights(tmp_path, monkeypatch)
     assert abs(seen[(True, "td_lambda")][0]) < 0.5 * adv_mean  # the value baseline takes most of it out
 
 
+def test_eval_baseline_needs_an_imitation_policy(tmp_path, capsys):
+    result = train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
+    assert main(["eval", str(result.last_checkpoint), "--episodes", "1", "--baseline"]) == 2
+    assert "--baseline needs an imitation policy" in capsys.readouterr().err
+
+
 def test_play_records_a_gym_policy_in_its_own_renderer(tmp_path):
     import imageio.v3 as iio
 

@@ -12,12 +12,16 @@ def register(subparsers) -> None:
         "fall scores 0 for the remaining steps), each reward term's mean and the fall rate.",
         epilog="example: charctl eval runs/dog_trot-s0/dog_trot.pt --episodes 32\n"
                "         charctl eval runs/Hopper-v5-s0/Hopper-v5.pt --episodes 10 --json\n"
-               "         charctl eval --reference dog trot --episodes 32    # the no-policy baseline",
+               "         charctl eval --reference dog trot --episodes 32    # the no-policy baseline\n"
+               "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
     parser.add_argument("--reference", nargs=2, metavar=("CHARACTER", "MOTION"),
                         help="instead of a checkpoint: the baseline with PD targets taken from the reference clip")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run the reference-PD baseline from the same start states and compare the two "
+                             "episode by episode (imitation checkpoints)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
@@ -29,13 +33,15 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from charctl.errors import CharctlError
-    from charctl.evaluation import evaluate, evaluate_reference_pd
+    from charctl.evaluation import evaluate, evaluate_reference_pd, paired_comparison
     from charctl.policy_file import open_policy
 
     if args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
     if (args.checkpoint is None) == (args.reference is None):
         raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
+    if args.baseline and args.reference is not None:
+        raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
     if args.reference is not None:
         from charctl.awr.rollout import make_env
         from charctl.character import load_character
@@ -48,21 +54,28 @@ def run(args) -> int:
         header.update(character=character.name, motion=args.reference[1])
     else:
         task = open_policy(args.checkpoint)
+        if args.baseline and not task.is_imitation:
+            raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
         env = task.make_env()
         name = task.name
         header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
                   "deterministic": not args.stochastic}
     try:
-        with tqdm(total=args.episodes, unit="episode", disable=args.json, desc=name) as bar:
-            progress = lambda n: bar.update(n - bar.n)  # noqa: E731
+        with tqdm(total=args.episodes * (2 if args.baseline else 1), unit="episode", disable=args.json,
+                  desc=name) as bar:
+            progress = lambda n: bar.update(1)  # noqa: E731
             if args.reference is not None:
                 result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
             else:
                 result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
                                   progress=progress)
+            if args.baseline:
+                baseline = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
     finally:
         env.close()
     summary = {**header, **result.summary()}
+    if args.baseline:
+        summary.update(baseline=baseline.summary(), comparison=paired_comparison(result, baseline))
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -73,4 +86,13 @@ def run(args) -> int:
         print(f"normalised return {summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f}, "
               f"fall rate {summary['fall_rate']:.2f}")
         print("reward terms (mean per step): " + ", ".join(f"{k} {v:.3f}" for k, v in summary["reward_terms"].items()))
+    if args.baseline:
+        base, comp = summary["baseline"], summary["comparison"]
+        low, high = comp["gain_ci95"]
+        ratio = f"{comp['ratio']:.2f}x" if comp["ratio"] is not None else "n/a"
+        print(f"reference PD from the same starts: normalised return {base['normalized_return']:.3f} +- "
+              f"{base['normalized_return_std']:.3f}, mean length {base['mean_length']:.0f}")
+        print(f"policy - reference, start by start: {comp['mean_gain']:+.4f} (95% CI {low:+.4f} to {high:+.4f}), "
+              f"{ratio}; better from {comp['wins']} of {base['episodes']} starts, worse from {comp['losses']} "
+              f"(sign test p = {comp['sign_test_p']:.2g})")
     return 0

@@ -1,0 +1,32 @@
+"""The paired policy-against-baseline comparison of `charctl eval --baseline`, on numbers worked by hand."""
+
+import pytest
+
+from charctl.evaluation import EvalResult, paired_comparison
+
+
+def result(returns, horizon=10):
+    return EvalResult(returns=list(returns), lengths=[1] * len(returns), fell=[True] * len(returns), horizon=horizon)
+
+
+def test_paired_comparison_by_hand():
+    # gains per start (/10): 0.2, 0.3, 0.0, 0.3 -> mean 0.2, sample std 0.1414, t(0.975, 3) = 3.18245
+    comparison = paired_comparison(result([3, 5, 2, 4]), result([1, 2, 2, 1]))
+    assert comparison["mean_gain"] == pytest.approx(0.2)
+    half_width = 3.182446305 * 0.1414213562 / 2
+    assert comparison["gain_ci95"] == pytest.approx([0.2 - half_width, 0.2 + half_width])
+    assert comparison["ratio"] == pytest.approx(3.5 / 1.5)
+    assert (comparison["wins"], comparison["losses"], comparison["ties"]) == (3, 0, 1)
+    assert comparison["sign_test_p"] == pytest.approx(0.125)  # 3 wins of 3 decided starts: 0.5 ** 3
+
+
+def test_a_policy_worse_from_every_start_has_a_negative_interval():
+    comparison = paired_comparison(result([1, 1, 2, 1]), result([2, 3, 3, 2]))
+    assert comparison["gain_ci95"][1] < 0 and comparison["wins"] == 0 and comparison["sign_test_p"] == 1.0
+
+
+def test_unpaired_results_are_refused():
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_comparison(result([1, 2]), result([1, 2, 3]))
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_comparison(result([1, 2], horizon=None), result([1, 2], horizon=None))
