@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from charctl.cli import main
-from charctl.evaluation import evaluate, evaluate_reference_pd
+from charctl.evaluation import evaluate, evaluate_reference_pd, paired_comparison
 from charctl.policy_file import open_policy
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -16,13 +16,16 @@ def test_shipped_dog_trot_beats_reference_pd_from_the_same_starts():
     task = open_policy(POLICIES / "dog_trot.pt")
     env = task.make_env()
     try:
-        policy = evaluate(env, task.policy, episodes=8, seed=0).summary()
-        baseline = evaluate_reference_pd(env, episodes=8, seed=0).summary()
+        policy_result = evaluate(env, task.policy, episodes=8, seed=0)
+        baseline_result = evaluate_reference_pd(env, episodes=8, seed=0)
     finally:
         env.close()
+    policy, baseline = policy_result.summary(), baseline_result.summary()
     # measured: policy 0.402 (515 steps), reference PD 0.013 (15 steps) (8 episodes; docs/results.md has 32)
     assert policy["normalized_return"] > 1.5 * baseline["normalized_return"]
     assert policy["mean_length"] > 1.5 * baseline["mean_length"]
+    comparison = paired_comparison(policy_result, baseline_result)  # start by start, as `charctl eval --baseline`
+    assert comparison["wins"] >= 7 and comparison["gain_ci95"][0] > 0
 
 
 @pytest.mark.parametrize("path", sorted(POLICIES.glob("*.pt")), ids=lambda p: p.name)
