@@ -92,13 +92,12 @@ def paired_comparison(policy: EvalResult, baseline: EvalResult) -> dict:
 
     if len(policy.returns) != len(baseline.returns) or not policy.horizon or policy.horizon != baseline.horizon:
         raise ValueError("a paired comparison needs two imitation evaluations of the same episodes")
+    policy_mean, baseline_mean = np.mean(policy.returns) / policy.horizon, np.mean(baseline.returns) / policy.horizon
     gain = (np.asarray(policy.returns) - np.asarray(baseline.returns)) / policy.horizon
-    n = len(gain)
+    mean_gain, n = float(gain.mean()), len(gain)
     wins, losses = int(np.sum(gain > 0)), int(np.sum(gain < 0))
     half_width = float(stats.t.ppf(0.975, n - 1) * gain.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
     p_value = float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue) if wins + losses else 1.0
-    baseline_mean = float(np.mean(baseline.returns)) / baseline.horizon
-    return {"mean_gain": float(gain.mean()), "gain_ci95": [float(gain.mean()) - half_width,
-                                                           float(gain.mean()) + half_width],
-            "ratio": float(np.mean(policy.returns)) / policy.horizon / baseline_mean if baseline_mean > 0 else None,
+    return {"mean_gain": mean_gain, "gain_ci95": [mean_gain - half_width, mean_gain + half_width],
+            "ratio": float(policy_mean / baseline_mean) if baseline_mean > 0 else None,
             "wins": wins, "losses": losses, "ties": n - wins - losses, "sign_test_p": p_value}
