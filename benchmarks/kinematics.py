@@ -1,7 +1,7 @@
 """Per-call cost of clip sampling and forward kinematics (median of 7 runs of 200 calls)."""
 import statistics, time
-from charctl.character import load_character
-from charctl.kinematics import body_velocities, forward_kinematics
+from charctl.character.model import load_character
+from charctl.character.kinematics import body_velocities, forward_kinematics
 from charctl.motion.clip import load_clip
 
 for character, motion in [("humanoid", "spinkick"), ("dog", "trot")]:

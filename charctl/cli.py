@@ -11,7 +11,7 @@ import pkgutil
 import sys
 
 from charctl import __version__, commands
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 def build_parser() -> argparse.ArgumentParser:

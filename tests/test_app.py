@@ -88,8 +88,8 @@ def test_play_records_a_video_of_the_dog(dog_run, tmp_path):
     assert len(distinct) >= min(len(frames), 3)
     assert all(grey_fraction(f) > 0.005 for f in frames)  # the dog is in every frame
 
-    from charctl.render import Camera, KinematicScene, render_client
-    from charctl.character import load_character
+    from charctl.sim.render import Camera, KinematicScene, render_client
+    from charctl.character.model import load_character
     with KinematicScene(load_character("dog"), Camera(width=160, height=120, distance=2.2),
                         show_character=False) as empty:
         assert grey_fraction(render_client(empty.client, np.array([0.0, 0.0, 0.5]),
@@ -166,8 +166,8 @@ def test_gui_keys_pause_step_ghost_reset_and_quit(dog_run, monkeypatch):
     """The window's key handling, driven by scripted key events in a headless (DIRECT) simulation."""
     import pybullet
 
-    from charctl.playback import KEYS, Player, run_gui
-    from charctl.policy_file import open_policy
+    from charctl.play.playback import KEYS, Player, run_gui
+    from charctl.play.policy_file import open_policy
 
     task = open_policy(dog_run / "dog_trot.pt")
     env = task.make_env()
@@ -189,7 +189,7 @@ def test_gui_keys_pause_step_ghost_reset_and_quit(dog_run, monkeypatch):
 def test_group_curve_takes_the_median_over_the_runs_that_reach_each_point():
     from pathlib import Path
 
-    from charctl.curves import Run, group_curve
+    from charctl.play.curves import Run, group_curve
 
     def run(samples, returns):
         return Run(Path("."), "t", np.array(samples, float), np.array(samples, float), np.array(returns, float), True)

@@ -22,7 +22,7 @@ from charctl.awr.policy import ActionSpec
 from charctl.awr.rollout import make_env
 from charctl.awr.trainer import train
 from charctl.cli import main
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 # A small, quick CartPole setting: 512 new samples and 20 + 100 gradient steps per iteration.
 QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
@@ -192,8 +192,8 @@ def test_static_dataset_trains_without_stepping_the_env(tmp_path, monkeypatch):
     result = train("CartPole-v1", {}, config, tmp_path / "offline", dataset=tmp_path / "demo.npz", progress=False)
     assert result.iteration == 10
 
-    from charctl.evaluation import evaluate
-    from charctl.policy_file import open_policy
+    from charctl.play.evaluation import evaluate
+    from charctl.play.policy_file import open_policy
     task = open_policy(result.last_checkpoint)
     score = evaluate(task.make_env(), task.policy, episodes=5).summary()["mean_return"]
     assert score > 0.5 * demo_return and score > 4 * random_return
@@ -312,9 +312,9 @@ def test_reported_evaluations_start_where_the_trainer_never_chose_a_checkpoint(t
     """The trainer keeps the checkpoint with the best test episodes; `charctl eval` (and play) start elsewhere,
     so the reported return is not the selected one. Same starts for eval and play: what is watched is scored."""
     from charctl.awr.rollout import Rollouts
-    from charctl.evaluation import evaluate
-    from charctl.playback import play_gym
-    from charctl.policy_file import open_policy
+    from charctl.play.evaluation import evaluate
+    from charctl.play.playback import play_gym
+    from charctl.play.policy_file import open_policy
 
     result = train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
     task = open_policy(result.last_checkpoint)

@@ -16,7 +16,7 @@ from charctl.awr.config import AWRConfig, load_config, parse_overrides
 from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
 from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer, gaussian_log_prob
 from charctl.awr.returns import lambda_returns
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 def episode(obs, actions, rewards, final, terminated):
@@ -371,7 +371,7 @@ def test_learner_device_is_the_gpu_only_when_torch_sees_one():
     import torch
 
     from charctl.awr.agent import resolve_device
-    from charctl.errors import CharctlError
+    from charctl.util.errors import CharctlError
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,10 +6,10 @@ import numpy as np
 import pybullet
 import pytest
 
-from charctl.character import load_character
+from charctl.character.model import load_character
 from charctl.cli import main
-from charctl.errors import CharctlError
-from charctl.paths import CHARACTERS_DIR, CONFIGS_DIR
+from charctl.util.errors import CharctlError
+from charctl.util.paths import CHARACTERS_DIR, CONFIGS_DIR
 
 EXPECTED = {"humanoid": (15, 34, 28, 45.0), "dog": (29, 82, 76, 29.25)}
 PYBULLET_DOF = {pybullet.JOINT_SPHERICAL: 3, pybullet.JOINT_REVOLUTE: 1, pybullet.JOINT_FIXED: 0}

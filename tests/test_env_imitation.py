@@ -7,8 +7,8 @@ from gymnasium.utils.env_checker import check_env
 
 import charctl.envs  # noqa: F401  (registers the tasks)
 from charctl.envs import TASKS
-from charctl import rotations as rot
-from charctl.errors import CharctlError
+from charctl.util import rotations as rot
+from charctl.util.errors import CharctlError
 from charctl.envs.reference import reference_state
 from charctl.envs.reward import reward_terms
 
@@ -243,8 +243,8 @@ def test_a_killed_worker_is_reported_not_hung():
     import os
     import signal
 
-    from charctl.envs.vector import make_vector_env
-    from charctl.errors import CharctlError
+    from charctl.bench.vector import make_vector_env
+    from charctl.util.errors import CharctlError
 
     envs = make_vector_env("charctl/HumanoidSpinkick-v0", {}, num_workers=2, seed=0)
     try:
@@ -258,7 +258,7 @@ def test_a_killed_worker_is_reported_not_hung():
 
 
 def test_vector_env_is_deterministic_by_seed():
-    from charctl.envs.vector import make_vector_env
+    from charctl.bench.vector import make_vector_env
 
     def run():
         envs = make_vector_env("charctl/DogTrot-v0", {}, num_workers=2, seed=5)

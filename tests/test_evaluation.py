@@ -2,7 +2,7 @@
 
 import pytest
 
-from charctl.evaluation import EvalResult, paired_comparison
+from charctl.play.evaluation import EvalResult, paired_comparison
 
 
 def result(returns, horizon=10):

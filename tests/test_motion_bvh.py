@@ -2,7 +2,7 @@
 
 import pytest
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 from charctl.motion.bvh import read_bvh
 
 GOOD = """HIERARCHY

@@ -8,10 +8,10 @@ import pybullet
 import pytest
 from scipy.spatial.transform import Rotation
 
-from charctl import rotations as rot
-from charctl.bullet_pose import apply_pose
-from charctl.character import load_character
-from charctl.kinematics import body_velocities, forward_kinematics
+from charctl.util import rotations as rot
+from charctl.sim.bullet_pose import apply_pose
+from charctl.character.model import load_character
+from charctl.character.kinematics import body_velocities, forward_kinematics
 from charctl.motion.bvh import read_bvh, write_bvh
 from charctl.motion.clip import Clip, load_clip
 from charctl.motion.deepmimic import read_deepmimic_motion
@@ -151,7 +151,7 @@ def test_forward_kinematics_agrees_with_pybullet(character, motion):
 @pytest.mark.parametrize("character,motion", [("humanoid", "cartwheel"), ("dog", "turn")])
 def test_body_kinematics_matches_the_per_function_path(character, motion):
     """The one-pass kinematics of the reference track: same as forward_kinematics + body velocities, batched or not."""
-    from charctl.kinematics import body_com_positions, body_com_velocities, body_kinematics
+    from charctl.character.kinematics import body_com_positions, body_com_velocities, body_kinematics
 
     char, clip = load_character(character), load_clip(character, motion)
     for t in (0.37, np.array([0.0, 0.37, 1.9, 5.3])):

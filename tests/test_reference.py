@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import charctl.envs  # noqa: F401  (registers the tasks)
-from charctl import rotations as rot
-from charctl.character import load_character
+from charctl.util import rotations as rot
+from charctl.character.model import load_character
 from charctl.envs.reference import ReferenceTrack, offset_pose, reference_state
 from charctl.envs.reward import reward_features
 from charctl.motion.clip import load_clip

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from charctl.character import load_character
+from charctl.character.model import load_character
 from charctl.cli import main
-from charctl.errors import CharctlError
-from charctl.kinematics import forward_kinematics
+from charctl.util.errors import CharctlError
+from charctl.character.kinematics import forward_kinematics
 from charctl.motion import retarget
-from charctl.paths import CONFIGS_DIR
+from charctl.util.paths import CONFIGS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 CMU_MAP = CONFIGS_DIR / "retarget" / "cmu_humanoid.yaml"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from charctl import rotations as rot
+from charctl.util import rotations as rot
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from charctl.cli import main
-from charctl.evaluation import evaluate, evaluate_reference_pd, paired_comparison
-from charctl.policy_file import open_policy
+from charctl.play.evaluation import evaluate, evaluate_reference_pd, paired_comparison
+from charctl.play.policy_file import open_policy
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from charctl import rotations as rot
-from charctl.character import load_character
-from charctl.kinematics import body_velocities, forward_kinematics
+from charctl.util import rotations as rot
+from charctl.character.model import load_character
+from charctl.character.kinematics import body_velocities, forward_kinematics
 from charctl.motion.clip import load_clip
-from charctl.sim import SimConfig, Simulation
+from charctl.sim.simulation import SimConfig, Simulation
 
 
 @pytest.mark.parametrize("character,motion", [("humanoid", "spinkick"), ("dog", "trot")])
@@ -65,7 +65,7 @@ def test_humanoid_tracks_spinkick_open_loop_longer_than_the_pybullet_port():
 def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
     """Weightless and off the ground, each joint sent 0.1 rad about z from its rest pose settles there.
     Regression: PyBullet's stable PD diverged on the dog's neck and tail capsules (along x), spinning the tail at
-    the 100 rad/s cap; they now collide as boxes (charctl/deepmimic_character.collision_shape)."""
+    the 100 rad/s cap; they now collide as boxes (charctl/character/recipe.collision_shape)."""
     char = load_character(character)
     sim = Simulation(char, SimConfig(gravity=0.0))
     try:

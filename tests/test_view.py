@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from charctl.character import load_character
+from charctl.character.model import load_character
 from charctl.cli import main
 from charctl.motion.clip import load_clip
-from charctl.render import KinematicScene
+from charctl.sim.render import KinematicScene
 
 
 @pytest.mark.parametrize("character,motion", [("humanoid", "spinkick"), ("dog", "trot")])

@@ -23,7 +23,7 @@ from charctl.awr.config import AWRConfig
 from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
 from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer
 from charctl.awr.returns import lambda_returns
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 ADV_EPS = 1e-5
 VALUE_CHUNK = 65536  # critic evaluation batch over the buffer

@@ -22,8 +22,8 @@ import torch
 from charctl.awr.buffer import Episode, FlatEpisodes, flatten, unflatten
 from charctl.awr.config import AWRConfig, build_config
 from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer
-from charctl.errors import CharctlError
-from charctl.fileio import atomic_path
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_path
 
 FORMAT = "charctl-awr-1"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from charctl.errors import CharctlError
-from charctl.fileio import read_yaml_mapping
-from charctl.paths import CONFIGS_DIR
-from charctl.typed_config import checked_fields
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import read_yaml_mapping
+from charctl.util.paths import CONFIGS_DIR
+from charctl.util.typed_config import checked_fields
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from charctl.awr.buffer import Episode, flatten
 from charctl.awr.policy import ActionSpec
-from charctl.errors import CharctlError
-from charctl.fileio import atomic_write_bytes
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_write_bytes
 
 KEYS = ("observations", "actions", "rewards", "terminated", "truncated", "next_observations")
 

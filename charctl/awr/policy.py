@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 @dataclass

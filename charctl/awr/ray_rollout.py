@@ -16,7 +16,7 @@ import os
 from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
 from charctl.awr.rollout import collect_episodes, evaluate_episodes, evaluation_seed, split_samples, worker_seeds
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 MAX_RESTARTS_PER_CALL = 3  # a share that kills this many fresh actors in a row is a bug, not bad luck
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 EVAL_STREAM = 7_000_001     # separates the trainer's test episodes' seeds from training seeds
 HELD_OUT_STREAM = 7_000_002  # `charctl eval` and `play`: start states the trainer never chose a checkpoint on

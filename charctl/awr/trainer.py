@@ -32,8 +32,8 @@ from charctl.awr.checkpoint import (FORMAT, buffer_from_dict, buffer_to_dict, ch
 from charctl.awr.config import AWRConfig, build_config, config_to_dict
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
-from charctl.errors import CharctlError
-from charctl.fileio import atomic_write_text
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_write_text
 
 COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalized_return", "train_episodes",
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",

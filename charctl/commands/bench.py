@@ -24,98 +24,36 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _rate(step, seconds: float) -> float:
-    import time
-
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        count += 1
-    return count / (time.perf_counter() - start)
-
-
-def _busy_rate(next_action, step, seconds: float) -> float:
-    """Control steps per second of time spent inside step(action) (resets included). The driver,
-    next_action(), stands in for a policy outside the timing: it asks for the reference's next pose, so
-    episodes have the lengths of open-loop tracking."""
-    import time
-
-    count, busy, start = 0, 0.0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        action = next_action()
-        before = time.perf_counter()
-        step(action)
-        busy += time.perf_counter() - before
-        count += 1
-    return count / busy
-
-
-def _env_rate(env, seconds: float) -> float:
-    def step(action):
-        *_, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            env.reset()
-
-    return _busy_rate(lambda: env.targets_to_action(env.reference_pose(env.time + env.dt).joint_rot), step, seconds)
-
-
-def _port_rate(motion: str, seconds: float) -> float:
-    from charctl.deepmimic_port import PortRunner
-
-    port = PortRunner(motion)
-    try:
-        def step(action):
-            if port.step(action)[2]:
-                port.reset()
-
-        return _busy_rate(port.reference_action, step, seconds)
-    finally:
-        port.close()
-
-
 def run(args) -> int:
     import gymnasium as gym
-    import numpy as np
 
     import charctl.envs  # noqa: F401
-    from charctl.envs.vector import make_vector_env
+    from charctl.bench.rates import env_rate, physics_rate, port_rate, vector_rate
 
     if args.peer:
-        from charctl.deepmimic_port import available
-        from charctl.errors import CharctlError
+        from charctl.bench.deepmimic_port import available
+        from charctl.util.errors import CharctlError
 
         if args.character != "humanoid" or not available(args.motion):
             raise CharctlError(f"--peer: pybullet's DeepMimic port has no {args.character} {args.motion} "
                                f"(it has humanoid3d clips only)")
     env = gym.make("charctl/Imitate-v0", character=args.character, motion=args.motion).unwrapped
-    env.reset(seed=0)
-    env_rate = _env_rate(env, args.seconds)
-    sim = env.sim
-    env.reset(seed=0, options={"start_time": 0.0})
-    sim.set_pd_targets(env.reference_pose().joint_rot)
-    start_pose = env.reference_pose()
-
-    def physics_step():
-        sim.step()
-        if sim.state().root_pos[2] < 0.2:  # fallen over: stand up again so contacts stay comparable
-            sim.set_pose(start_pose)
-
-    raw_rate = _rate(physics_step, args.seconds)
-    env.close()
-    print(f"{args.character} {args.motion}: substeps {sim.substeps} ({env.config.sim.physics_hz:g} Hz physics), "
+    try:
+        env.reset(seed=0)
+        env_steps = env_rate(env, args.seconds)
+        raw_steps = physics_rate(env, args.seconds)
+    finally:
+        env.close()
+    print(f"{args.character} {args.motion}: substeps {env.sim.substeps} ({env.config.sim.physics_hz:g} Hz physics), "
           f"PD mode stable PD re-sent each substep")
-    print(f"  env control steps/s (1 process): {env_rate:8.1f}")
-    print(f"  raw physics control steps/s:     {raw_rate:8.1f}")
-    print(f"  ratio env / raw:                 {env_rate / raw_rate:8.2f}")
+    print(f"  env control steps/s (1 process): {env_steps:8.1f}")
+    print(f"  raw physics control steps/s:     {raw_steps:8.1f}")
+    print(f"  ratio env / raw:                 {env_steps / raw_steps:8.2f}")
     if args.peer:
-        port_rate = _port_rate(args.motion, args.seconds)
-        print(f"  pybullet DeepMimic port steps/s: {port_rate:8.1f}")
-        print(f"  ratio env / port:                {env_rate / port_rate:8.2f}")
+        port_steps = port_rate(args.motion, args.seconds)
+        print(f"  pybullet DeepMimic port steps/s: {port_steps:8.1f}")
+        print(f"  ratio env / port:                {env_steps / port_steps:8.2f}")
     if args.workers:
-        envs = make_vector_env("charctl/Imitate-v0", {"character": args.character, "motion": args.motion},
-                               args.workers, seed=0)
-        action = np.zeros(envs.action_space.shape)
-        rate = _rate(lambda: envs.step(action), args.seconds) * args.workers
-        envs.close()
-        print(f"  samples/s with {args.workers} workers:    {rate:8.1f}")
+        samples = vector_rate(args.character, args.motion, args.workers, args.seconds)
+        print(f"  samples/s with {args.workers} workers:    {samples:8.1f}")
     return 0

@@ -32,9 +32,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from charctl.errors import CharctlError
-    from charctl.evaluation import evaluate, evaluate_reference_pd, paired_comparison
-    from charctl.policy_file import open_policy
+    from charctl.util.errors import CharctlError
+    from charctl.play.evaluation import evaluate, evaluate_reference_pd, paired_comparison
+    from charctl.play.policy_file import open_policy
 
     if args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
@@ -44,7 +44,7 @@ def run(args) -> int:
         raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
     if args.reference is not None:
         from charctl.awr.rollout import make_env
-        from charctl.character import load_character
+        from charctl.character.model import load_character
         from charctl.motion.clip import load_clip
 
         character = load_character(args.reference[0])

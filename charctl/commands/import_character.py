@@ -21,11 +21,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import yaml
 
-    from charctl import deepmimic_character as dm
-    from charctl.character import load_character
-    from charctl.errors import CharctlError
-    from charctl.fileio import atomic_write_text
-    from charctl.paths import CHARACTERS_DIR
+    from charctl.character import recipe as dm
+    from charctl.character.model import load_character
+    from charctl.util.errors import CharctlError
+    from charctl.util.fileio import atomic_write_text
+    from charctl.util.paths import CHARACTERS_DIR
 
     recipe_path: Path = args.recipe
     if not recipe_path.exists():

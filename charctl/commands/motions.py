@@ -11,7 +11,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from charctl.character import available_characters, load_character
+    from charctl.character.model import available_characters, load_character
     from charctl.motion.clip import available_clips, load_clip
 
     clips = available_clips()

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from charctl.curves import plot_runs
+    from charctl.play.curves import plot_runs
 
     runs = plot_runs(args.runs, args.out, args.title)
     tasks = sorted({r.task for r in runs})

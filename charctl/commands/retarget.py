@@ -34,10 +34,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from charctl.character import load_character
-    from charctl.errors import CharctlError
+    from charctl.character.model import load_character
+    from charctl.util.errors import CharctlError
     from charctl.motion import retarget
-    from charctl.paths import MOTIONS_DIR
+    from charctl.util.paths import MOTIONS_DIR
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", args.name):
         raise CharctlError(f"--name '{args.name}': use letters, digits, '_' and '-' only")

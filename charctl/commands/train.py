@@ -64,7 +64,7 @@ def split_env_overrides(overrides: dict) -> tuple[dict, dict]:
 
 def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
     """(env id, env kwargs, run name) for the positional arguments; unknown names list what exists."""
-    from charctl.errors import CharctlError
+    from charctl.util.errors import CharctlError
 
     if args.character == GYM:
         if env_overrides:
@@ -73,7 +73,7 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
 
         check_env_id(args.target)
         return args.target, {}, args.target.replace("/", "_")
-    from charctl.character import load_character
+    from charctl.character.model import load_character
     from charctl.envs.config import config_to_dict, load_env_config
     from charctl.motion.clip import load_clip
 

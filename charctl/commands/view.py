@@ -27,9 +27,9 @@ def run(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from charctl.character import load_character
+    from charctl.character.model import load_character
     from charctl.motion.clip import load_clip, load_clip_file
-    from charctl.render import Camera, KinematicScene, write_frames
+    from charctl.sim.render import Camera, KinematicScene, write_frames
 
     character = load_character(args.character)
     if args.motion.endswith(".bvh"):

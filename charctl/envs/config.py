@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from charctl.fileio import read_yaml_mapping
-from charctl.paths import CONFIGS_DIR
-from charctl.sim import SimConfig
-from charctl.typed_config import checked_fields
+from charctl.util.fileio import read_yaml_mapping
+from charctl.util.paths import CONFIGS_DIR
+from charctl.sim.simulation import SimConfig
+from charctl.util.typed_config import checked_fields
 
 
 @dataclass

@@ -21,14 +21,14 @@ import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
 
-from charctl import rotations as rot
-from charctl.character import load_character
+from charctl.util import rotations as rot
+from charctl.character.model import load_character
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.envs.reference import ReferenceTrack
 from charctl.envs.reward import TERMS, feature_terms, reward_features, total_reward
 from charctl.motion.clip import load_clip
-from charctl.pose import Pose
-from charctl.sim import Simulation, SimState
+from charctl.character.pose import Pose
+from charctl.sim.simulation import Simulation, SimState
 
 MAX_SPEED = 100.0  # m/s or rad/s: beyond this the simulation has blown up
 
@@ -220,7 +220,7 @@ class ImitationEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        from charctl.render import render_client
+        from charctl.sim.render import render_client
 
         return render_client(self.sim.client, self._state.root_pos if self._state is not None else np.zeros(3))
 

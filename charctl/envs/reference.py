@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from charctl.character import Character
+from charctl.character.model import Character
 from charctl.envs.reward import RewardFeatures, features_from_arrays, reward_features
-from charctl.kinematics import body_kinematics
+from charctl.character.kinematics import body_kinematics
 from charctl.motion.clip import Clip
-from charctl.pose import Pose
-from charctl.rotations import IDENTITY, quat_from_matrix, quat_mul, quat_rotate
-from charctl.sim import SimState
+from charctl.character.pose import Pose
+from charctl.util.rotations import IDENTITY, quat_from_matrix, quat_mul, quat_rotate
+from charctl.sim.simulation import SimState
 
 CHUNK = 32  # control steps evaluated together: ~1 s at 30 Hz
 FIRST_CHUNK_MIN = 8

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charctl.character import Character
+from charctl.character.model import Character
 from charctl.envs.config import RewardConfig
-from charctl.rotations import heading_matrix, quat_diff_angle, quat_mul, quat_to_matrix
-from charctl.sim import SimState
+from charctl.util.rotations import heading_matrix, quat_diff_angle, quat_mul, quat_to_matrix
+from charctl.sim.simulation import SimState
 
 TERMS = ("pose", "velocity", "end_effector", "root", "com")
 

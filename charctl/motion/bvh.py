@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charctl.errors import CharctlError
-from charctl.fileio import atomic_path
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_path
 
 CHANNEL_NAMES = {"Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation"}
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from charctl import rotations as rot
-from charctl.character import Character, load_character
-from charctl.errors import CharctlError
-from charctl.fileio import atomic_write_text
+from charctl.util import rotations as rot
+from charctl.character.model import Character, load_character
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_write_text
 from charctl.motion.bvh import Bvh, BvhJoint, read_bvh, write_bvh
-from charctl.paths import MOTIONS_DIR
-from charctl.pose import Pose
+from charctl.util.paths import MOTIONS_DIR
+from charctl.character.pose import Pose
 
 BALL_CHANNELS = ["Zrotation", "Yrotation", "Xrotation"]
 ROOT_CHANNELS = ["Xposition", "Yposition", "Zposition"] + BALL_CHANNELS

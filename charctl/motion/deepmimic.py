@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from charctl import rotations as rot
-from charctl.character import Character
-from charctl.errors import CharctlError
+from charctl.util import rotations as rot
+from charctl.character.model import Character
+from charctl.util.errors import CharctlError
 from charctl.motion.clip import Clip
 
 COLUMNS = {"spherical": 4, "revolute": 1, "fixed": 0}

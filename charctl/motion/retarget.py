@@ -25,12 +25,12 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from charctl.character import Character
-from charctl.errors import CharctlError
-from charctl.kinematics import forward_kinematics
+from charctl.character.model import Character
+from charctl.util.errors import CharctlError
+from charctl.character.kinematics import forward_kinematics
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
-from charctl.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
+from charctl.util.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
 
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
 MAP_KEYS = {"source", "root_scale", "clamp_ball_joints", "joints"}

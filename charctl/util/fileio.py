@@ -41,7 +41,7 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "settings") -> dict:
     """A YAML file whose top level is a mapping (an empty file is {}); bad input is a one-line CharctlError."""
     import yaml
 
-    from charctl.errors import CharctlError
+    from charctl.util.errors import CharctlError
 
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}

@@ -2,7 +2,7 @@
 
 Joint i drives body i; joint 0 is the floating root (the URDF's base link). Joint frames are y-up with the
 character facing +x (DeepMimic's convention); the world is z-up, so a standing character's root rotation
-carries a +90 degree turn about x (see charctl.rotations.Y_UP_TO_Z_UP).
+carries a +90 degree turn about x (see charctl.util.rotations.Y_UP_TO_Z_UP).
 
 Adding a character: drop `<name>.urdf` and `<name>.yaml` into characters/. No code change.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from charctl.errors import CharctlError
-from charctl.paths import CHARACTERS_DIR
+from charctl.util.errors import CharctlError
+from charctl.util.paths import CHARACTERS_DIR
 
 JOINT_DOF = {"root": 6, "spherical": 3, "revolute": 1, "fixed": 0}
 ACTION_SIZE = {"root": 0, "spherical": 3, "revolute": 1, "fixed": 0}  # exp map per ball joint, angle per hinge

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 @dataclass

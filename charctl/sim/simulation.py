@@ -1,6 +1,6 @@
 """The PyBullet world: ground, one simulated character, stable PD control and a fast state readout.
 
-All PyBullet calls of the environment live here (and in charctl/bullet_pose.py for setting poses).
+All PyBullet calls of the environment live here (and in charctl/sim/bullet_pose.py for setting poses).
 PyBullet's STABLE_PD_CONTROL computes its torques when the command is sent and applies them for one physics
 step only (measured: sending targets once per 8-substep control step halves the time the humanoid stays up
 tracking its clip, 0.40 s vs 0.82 s), so the targets are built once per control step and re-sent before
@@ -15,10 +15,10 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-from charctl.bullet_pose import apply_pose, movable_joints
-from charctl.character import Character
-from charctl.pose import Pose
-from charctl.rotations import canonical, rotvec_from_quat
+from charctl.sim.bullet_pose import apply_pose, movable_joints
+from charctl.character.model import Character
+from charctl.character.pose import Pose
+from charctl.util.rotations import canonical, rotvec_from_quat
 
 
 @dataclass

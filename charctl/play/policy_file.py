@@ -16,7 +16,7 @@ from charctl.awr.checkpoint import load_checkpoint, policy_from_checkpoint
 from charctl.awr.config import AWRConfig, build_config
 from charctl.awr.policy import ActionSpec, NumpyPolicy
 from charctl.awr.rollout import make_env
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 @dataclass
@@ -59,7 +59,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from charctl.fileio import atomic_path
+    from charctl.util.fileio import atomic_path
 
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 PIPE_ERRORS = (BrokenPipeError, EOFError, ConnectionResetError)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charctl.character import Character
-from charctl.pose import Pose
-from charctl.rotations import quat_mul, quat_rotate, quat_to_matrix
+from charctl.character.model import Character
+from charctl.character.pose import Pose
+from charctl.util.rotations import quat_mul, quat_rotate, quat_to_matrix
 
 
 @dataclass(frozen=True)

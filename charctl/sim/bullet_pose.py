@@ -7,9 +7,9 @@ import functools
 import numpy as np
 import pybullet
 
-from charctl.character import Character
-from charctl.pose import Pose
-from charctl.rotations import quat_rotate, rotvec_from_quat
+from charctl.character.model import Character
+from charctl.character.pose import Pose
+from charctl.util.rotations import quat_rotate, rotvec_from_quat
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet
 
-from charctl.bullet_pose import apply_pose
-from charctl.character import Character
-from charctl.pose import Pose
+from charctl.sim.bullet_pose import apply_pose
+from charctl.character.model import Character
+from charctl.character.pose import Pose
 
 GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
 
@@ -164,7 +164,7 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
 
 def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:
     """A picture rendered by the GUI's own OpenGL renderer (not TinyRenderer): proof the window draws."""
-    from charctl.render import Camera, render_client, write_frames
+    from charctl.sim.render import Camera, render_client, write_frames
 
     frame = render_client(client, np.asarray(target) + (0.0, 0.5, 0.0), Camera(width, height, distance),
                           renderer=pybullet.ER_BULLET_HARDWARE_OPENGL)
@@ -175,7 +175,7 @@ def save_window(client: int, path, target: np.ndarray, distance: float, width: i
 def record(player: Player, path, seconds: float, episodes: int, width: int, height: int,
            camera_distance: float, progress=None) -> int:
     """Render episodes headless (TinyRenderer) into a .gif/.mp4; returns the number of frames."""
-    from charctl.render import Camera, render_client, write_frames
+    from charctl.sim.render import Camera, render_client, write_frames
 
     camera = Camera(width=width, height=height, distance=camera_distance)
     frames, fps = [], 1.0 / player.imitation.dt
@@ -207,7 +207,7 @@ def play_gym(env, policy, seed: int, deterministic: bool, seconds: float, episod
     env renders rgb_array frames into a video, else it draws its own window (render_mode="human").
     Returns (frames or steps, episode returns)."""
     from charctl.awr.rollout import evaluation_seed
-    from charctl.render import write_frames
+    from charctl.sim.render import write_frames
 
     fps = float(env.metadata.get("render_fps") or 30)
     rng = np.random.default_rng(seed)

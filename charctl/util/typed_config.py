@@ -6,7 +6,7 @@ import dataclasses
 import types
 import typing
 
-from charctl.errors import CharctlError
+from charctl.util.errors import CharctlError
 
 
 def check_type(value, annotation, where: str):

@@ -1,0 +1,1 @@
+"""Speed measurements: env and raw physics rates, worker processes, and pybullet's own DeepMimic port as a peer."""
