@@ -93,3 +93,33 @@ def test_bad_yaml_names_the_file_and_joint(tmp_path):
     (tmp_path / "bad.yaml").write_text(text.replace("  chest:", "  chestt:", 1))
     with pytest.raises(CharctlError, match=r"bad.yaml: joint 'chestt' is not in bad.urdf"):
         load_character(str(tmp_path / "bad.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_joint_layout_columns_cover_the_action_in_character_order(name):
+    from charctl.character.layout import joint_layout
+
+    character = load_character(name)
+    layout = joint_layout(character)
+    assert layout.action_size == character.action_size
+    columns = np.concatenate([layout.ball_columns, layout.hinge_columns])
+    assert sorted(columns.tolist()) == list(range(character.action_size))
+    assert list(layout.actuated) == sorted(layout.balls + layout.hinges)
+    assert all(character.joints[i].kind == "spherical" for i in layout.balls)
+    assert all(character.joints[i].kind == "revolute" for i in layout.hinges)
+    first_hinge = layout.hinges[0]  # its column follows the 3 of every ball joint before it
+    assert layout.hinge_columns[0] == 3 * sum(1 for i in layout.balls if i < first_hinge)
+
+
+def test_hinge_angle_and_twist_agree_about_the_axis_and_differ_off_it():
+    from charctl.character.layout import hinge_angle, hinge_quat, hinge_twist
+    from charctl.util import rotations as rot
+
+    axis = np.array([0.0, 0.0, 1.0])
+    angles = np.linspace(-3.0, 3.0, 13)
+    np.testing.assert_allclose(hinge_angle(hinge_quat(angles, axis), axis), angles, atol=1e-12)
+    np.testing.assert_allclose(hinge_twist(hinge_quat(angles, axis), axis), angles, atol=1e-12)
+    # a swing off the axis: the twist keeps the turn about the axis, the projection mixes the swing in
+    q = rot.quat_mul(rot.quat_from_rotvec(np.array([1.2, 0.0, 0.0])), hinge_quat(0.5, axis))
+    assert hinge_twist(q, axis) == pytest.approx(0.5)
+    assert abs(hinge_angle(q, axis) - 0.5) > 0.01

@@ -128,7 +128,7 @@ def test_residual_action_is_added_to_the_reference_action(monkeypatch):
         np.testing.assert_allclose(ball, ball_abs, atol=1e-12)
         np.testing.assert_allclose(hinge, hinge_abs, atol=1e-12)
         assert np.abs(rot.rotvec_from_quat(ball) - rot.rotvec_from_quat(
-            env.reference_pose(env.time + env.dt).joint_rot[env._balls])).max() > 0.1  # the offset moved them
+            env.reference_pose(env.time + env.dt).joint_rot[env.layout.ball_index])).max() > 0.1  # the offset moved them
     finally:
         env.close()
 

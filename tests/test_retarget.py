@@ -197,7 +197,7 @@ def load_output(path, character):
 
 def body_lowest(character, clip):
     pos, rot = forward_kinematics(character, clip.root_pos, clip.root_rot, clip.joint_rot)
-    return retarget.lowest_points(character, retarget.collision_shapes(character), pos, rot)
+    return retarget.lowest_points(character, pos, rot)
 
 
 def hinge_angles(character, clip):
@@ -406,7 +406,7 @@ def test_lowest_points_of_the_collision_shapes(humanoid):
     root_rot = Rotation.from_euler("x", 90, degrees=True).as_quat()[None]
     root_pos = np.array([[0.0, 0.0, 1.0]])
     pos, rot = forward_kinematics(humanoid, root_pos, root_rot, identity)
-    low = retarget.lowest_points(humanoid, retarget.collision_shapes(humanoid), pos, rot)
+    low = retarget.lowest_points(humanoid, pos, rot)
     ankle = humanoid.joint_index("left_ankle")
     assert low[0, ankle] == pytest.approx(pos[0, ankle, 2] - 0.0225 - 0.055 / 2)
     assert low[0, 0] == pytest.approx(1.0 + 0.07 - 0.09)  # the root's sphere
@@ -415,7 +415,7 @@ def test_lowest_points_of_the_collision_shapes(humanoid):
     pitched = identity.copy()
     pitched[0, ankle] = Rotation.from_euler("z", -90, degrees=True).as_quat()  # toes straight down
     pos, rot = forward_kinematics(humanoid, root_pos, root_rot, pitched)
-    low = retarget.lowest_points(humanoid, retarget.collision_shapes(humanoid), pos, rot)
+    low = retarget.lowest_points(humanoid, pos, rot)
     assert low[0, ankle] == pytest.approx(pos[0, ankle, 2] - 0.045 - 0.177 / 2)
 
 

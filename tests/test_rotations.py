@@ -41,12 +41,6 @@ def test_slerp_halfway_and_heading():
     assert rot.heading(rot.quat_mul(rot.heading_inverse(standing), standing)) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_hinge_round_trip():
-    axis = np.array([0.0, 0.0, 1.0])
-    angles = np.linspace(-3.0, 3.0, 13)
-    np.testing.assert_allclose(rot.hinge_angle(rot.hinge_quat(angles, axis), axis), angles, atol=1e-12)
-
-
 def test_matrices_heading_frame_and_difference_angle():
     q = Rotation.random(30, random_state=4).as_quat()
     np.testing.assert_allclose(rot.quat_to_matrix(q), Rotation.from_quat(q).as_matrix(), atol=1e-12)

@@ -84,6 +84,6 @@ def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
         state = sim.state()
     finally:
         sim.close()
-    moved = sim.actuated
+    moved = list(sim.layout.actuated)
     assert np.abs(state.joint_ang_vel[moved]).max() < 0.05
     assert rot.quat_diff_angle(state.joint_rot[moved], target[moved]).max() < 0.03  # tail 0.021 (ours), 0.35-1.0 (diverging)

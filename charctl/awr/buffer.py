@@ -31,12 +31,11 @@ class Episode:
 
 @dataclass
 class FlatEpisodes:
-    """All stored episodes as flat arrays, oldest first; sample i belongs to episode episode_index[i]."""
+    """All stored episodes as flat arrays, oldest first; episode e holds samples episode_starts[e] onwards."""
 
     observations: np.ndarray        # [N, obs_dim]
     actions: np.ndarray             # [N, act_dim] or [N]
     rewards: np.ndarray             # [N]
-    episode_index: np.ndarray       # [N] int64
     episode_starts: np.ndarray      # [E] int64, offset of each episode's first sample
     episode_lengths: np.ndarray     # [E] int64
     final_observations: np.ndarray  # [E, obs_dim]
@@ -60,7 +59,6 @@ def flatten(episodes: list[Episode]) -> FlatEpisodes:
         observations=np.concatenate([e.observations for e in episodes]).astype(np.float32, copy=False),
         actions=np.concatenate([e.actions for e in episodes]),
         rewards=np.concatenate([e.rewards for e in episodes]).astype(np.float32, copy=False),
-        episode_index=np.repeat(np.arange(len(episodes), dtype=np.int64), lengths),
         episode_starts=starts,
         episode_lengths=lengths,
         final_observations=np.stack([e.final_observation for e in episodes]).astype(np.float32, copy=False),

@@ -6,9 +6,7 @@ Contents (tensors, numbers, strings, lists and dicts only):
     torch_rng, best_test_return, buffer (flat episode arrays, optional), dataset (path of a static dataset, or
     None), last_row (the iteration's progress.csv row).
 
-    from charctl.awr.checkpoint import load_policy
-    policy, env_id, env_kwargs, config = load_policy("runs/Hopper-v5-s0/Hopper-v5.pt")
-    action = policy.act(observation, deterministic=True)
+To open a policy file for use (the policy, its task and its env): charctl/play/policy_file.py.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from charctl.awr.buffer import Episode, FlatEpisodes, flatten, unflatten
-from charctl.awr.config import AWRConfig, build_config
+from charctl.awr.config import build_config
 from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
@@ -60,7 +58,7 @@ def buffer_from_dict(state: dict | None) -> list[Episode]:
         return []
     lengths = state["episode_lengths"].numpy()
     flat = FlatEpisodes(observations=state["observations"].numpy(), actions=state["actions"].numpy(),
-                        rewards=state["rewards"].numpy(), episode_index=np.repeat(np.arange(len(lengths)), lengths),
+                        rewards=state["rewards"].numpy(),
                         episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                         episode_lengths=lengths, final_observations=state["final_observations"].numpy(),
                         terminated=state["terminated"].numpy())
@@ -96,9 +94,3 @@ def policy_from_checkpoint(state: dict) -> NumpyPolicy:
     normalizer.load_state_dict(state["agent"]["normalizer"])
     return NumpyPolicy.from_actor(actor, normalizer)
 
-
-def load_policy(path: str | Path) -> tuple[NumpyPolicy, str, dict, AWRConfig]:
-    """(policy, env id, env kwargs, config) from a checkpoint: enough to rebuild the env and act in it."""
-    state = load_checkpoint(path)
-    return (policy_from_checkpoint(state), state["env_id"], dict(state["env_kwargs"]),
-            build_config(state["config"], f"{path}: config"))

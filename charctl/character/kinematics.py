@@ -85,11 +85,6 @@ def body_com_positions(character: Character, joint_pos: np.ndarray, body_rot: np
     return joint_pos + quat_rotate(body_rot, _coms(character))
 
 
-def center_of_mass(character: Character, com_pos: np.ndarray) -> np.ndarray:
-    masses = character.masses
-    return np.einsum("...jk,j->...k", com_pos, masses) / masses.sum()
-
-
 def body_velocities(character: Character, pose: Pose, joint_pos: np.ndarray,
                     body_rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World linear velocity of each joint frame's origin and world angular velocity of each body.

@@ -49,10 +49,19 @@ class Joint:
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
+class CollisionShape:
+    kind: str  # "sphere" | "capsule" | "cylinder" | "box"
+    center: np.ndarray  # (3,) in the body (joint) frame
+    rot: np.ndarray  # (3, 3) shape frame in the body frame
+    size: np.ndarray  # sphere (r,), capsule/cylinder (r, length along local z), box (full extents x, y, z)
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
 class Body:
     name: str
     mass: float
     com: np.ndarray  # (3,) centre of mass in the joint frame
+    shapes: tuple[CollisionShape, ...] = ()  # what PyBullet collides (meshes left out)
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hashing
@@ -185,7 +194,8 @@ def _build_character(yaml_path: Path, spec: dict) -> Character:
 
 
 def _parse_urdf(path: Path) -> tuple[list[dict], list[Body]]:
-    """The joint tree in URDF order (= PyBullet's link order), root first, and each link's mass and COM."""
+    """The joint tree in URDF order (= PyBullet's link order), root first, and each link's mass, COM and
+    collision shapes."""
     if not path.exists():
         raise CharctlError(f"{path}: URDF file not found")
     try:
@@ -202,7 +212,7 @@ def _parse_urdf(path: Path) -> tuple[list[dict], list[Body]]:
             origin = inertial.find("origin")
             if origin is not None:
                 com = _floats(origin.get("xyz", "0 0 0"))
-        links[link.get("name")] = Body(name=link.get("name"), mass=mass, com=com)
+        links[link.get("name")] = Body(name=link.get("name"), mass=mass, com=com, shapes=_collision_shapes(link))
 
     urdf_joints = robot.findall("joint")
     children = {j.find("child").get("link") for j in urdf_joints}
@@ -243,6 +253,26 @@ def _parse_urdf(path: Path) -> tuple[list[dict], list[Body]]:
                          origin_rot=Rotation.from_euler("xyz", rpy).as_quat(), axis=axis / np.linalg.norm(axis)))
         order.append(child)
     return tree, [links[name] for name in order]
+
+
+def _collision_shapes(link: ET.Element) -> tuple[CollisionShape, ...]:
+    shapes = []
+    for collision in link.findall("collision"):
+        origin = collision.find("origin")
+        xyz = _floats(origin.get("xyz", "0 0 0")) if origin is not None else np.zeros(3)
+        rpy = _floats(origin.get("rpy", "0 0 0")) if origin is not None else np.zeros(3)
+        rot = Rotation.from_euler("xyz", rpy).as_matrix()
+        for geometry in collision.find("geometry") or []:
+            if geometry.tag == "sphere":
+                size = [float(geometry.get("radius"))]
+            elif geometry.tag in ("capsule", "cylinder"):
+                size = [float(geometry.get("radius")), float(geometry.get("length"))]
+            elif geometry.tag == "box":
+                size = _floats(geometry.get("size"))
+            else:
+                continue  # meshes: the joint position stands in for the body
+            shapes.append(CollisionShape(geometry.tag, xyz, rot, np.asarray(size, dtype=np.float64)))
+    return tuple(shapes)
 
 
 def _floats(text: str) -> np.ndarray:

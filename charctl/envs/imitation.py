@@ -22,6 +22,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from charctl.util import rotations as rot
+from charctl.character.layout import joint_layout
 from charctl.character.model import load_character
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.envs.reference import ReferenceTrack
@@ -58,45 +59,21 @@ class ImitationEnv(gym.Env):
 
     # ------------------------------------------------------------------ actions
     def _build_action_scaling(self) -> None:
-        self._balls = self.character.indices_of("spherical")
-        self._hinges = self.character.indices_of("revolute")
+        """Each action column's unit: a ball joint's largest limit (DeepMimic's bounds), a hinge's half range
+        about the middle of its limits."""
+        self.layout = layout = joint_layout(self.character)
         joints = self.character.joints
-        self._ball_scale = np.array([np.abs(joints[i].limits).max() for i in self._balls])
-        self._hinge_offset = np.array([joints[i].limits[0].mean() for i in self._hinges])
-        self._hinge_scale = np.array([0.5 * (joints[i].limits[0, 1] - joints[i].limits[0, 0]) for i in self._hinges])
-        self._hinge_axes = np.stack([joints[i].axis for i in self._hinges]) if len(self._hinges) else np.zeros((0, 3))
-        # action layout: joints in Character order, 3 numbers per ball joint, 1 per hinge
-        self._slices = []
-        start = 0
-        for i, joint in enumerate(joints):
-            if joint.action_size:
-                self._slices.append((i, slice(start, start + joint.action_size)))
-                start += joint.action_size
-        kinds = {i: joints[i].kind for i, _ in self._slices}
-        self._ball_cols = np.array([c for i, s in self._slices if kinds[i] == "spherical" for c in range(s.start, s.stop)],
-                                   dtype=int)
-        self._hinge_cols = np.array([s.start for i, s in self._slices if kinds[i] == "revolute"], dtype=int)
-        self._ball_col_scale = np.repeat(self._ball_scale, 3)
-        self._actuated = np.concatenate([self._balls, self._hinges])
-
-    def action_to_targets(self, action: np.ndarray) -> np.ndarray:
-        """Normalised action -> local joint rotations (J, 4) for the PD controller."""
-        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        targets = np.tile(rot.IDENTITY, (self.character.num_joints, 1))
-        rotvecs = a[self._ball_cols].reshape(-1, 3) * self._ball_scale[:, None]
-        targets[self._balls] = rot.quat_from_rotvec(rotvecs)
-        angles = self._hinge_offset + self._hinge_scale * a[self._hinge_cols]
-        targets[self._hinges] = rot.quat_from_rotvec(angles[:, None] * self._hinge_axes)
-        return targets
+        ball_scale = np.array([np.abs(joints[i].limits).max() for i in layout.balls])
+        self._ball_col_scale = np.repeat(ball_scale, 3)
+        self._hinge_offset = np.array([joints[i].limits[0].mean() for i in layout.hinges])
+        self._hinge_scale = np.array([0.5 * (joints[i].limits[0, 1] - joints[i].limits[0, 0]) for i in layout.hinges])
 
     def targets_to_action(self, joint_rot: np.ndarray) -> np.ndarray:
-        """Inverse of action_to_targets (not clipped): the action that asks for these joint rotations."""
-        action = np.empty(self.character.action_size)
-        rotvecs = rot.rotvec_from_quat(joint_rot[self._actuated])
-        balls, hinges = rotvecs[:len(self._balls)], rotvecs[len(self._balls):]
-        action[self._ball_cols] = balls.ravel() / self._ball_col_scale
-        angles = (hinges * self._hinge_axes).sum(axis=1)
-        action[self._hinge_cols] = (angles - self._hinge_offset) / self._hinge_scale
+        """The action (not clipped) that asks for these local joint rotations (J, 4) as PD targets."""
+        layout = self.layout
+        action = np.empty(layout.action_size)
+        action[layout.ball_columns] = rot.rotvec_from_quat(joint_rot[layout.ball_index]).ravel() / self._ball_col_scale
+        action[layout.hinge_columns] = (layout.hinge_angles(joint_rot) - self._hinge_offset) / self._hinge_scale
         return action
 
     def _command_targets(self, action: np.ndarray) -> None:
@@ -107,12 +84,12 @@ class ImitationEnv(gym.Env):
         upcoming = self.reference_pose(self.time + self.dt) if residual or target_velocity else None
         if residual:  # the offset is bounded, not the sum: a clip may leave its joints' limits
             a = a + self.targets_to_action(upcoming.joint_rot)
-        ball_rot = rot.quat_from_rotvec((a[self._ball_cols] * self._ball_col_scale).reshape(-1, 3))
-        hinge_angle = self._hinge_offset + self._hinge_scale * a[self._hinge_cols]
+        layout = self.layout
+        ball_rot = rot.quat_from_rotvec((a[layout.ball_columns] * self._ball_col_scale).reshape(-1, 3))
+        hinge_angle = self._hinge_offset + self._hinge_scale * a[layout.hinge_columns]
         if target_velocity:
             spin = upcoming.joint_ang_vel
-            self.sim.set_pd_command(ball_rot, hinge_angle, spin[self._balls],
-                                    (spin[self._hinges] * self._hinge_axes).sum(axis=1))
+            self.sim.set_pd_command(ball_rot, hinge_angle, spin[layout.ball_index], layout.hinge_velocities(spin))
         else:
             self.sim.set_pd_command(ball_rot, hinge_angle)
 

@@ -43,12 +43,6 @@ class Bvh:
             start += len(joint.channels)
         return out
 
-    def joint_index(self, name: str) -> int:
-        for i, joint in enumerate(self.joints):
-            if joint.name == name:
-                return i
-        raise KeyError(name)
-
 
 class _Tokens:
     """Whitespace tokens with their line numbers, for error messages."""

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from charctl.util import rotations as rot
+from charctl.character.layout import hinge_angle, hinge_quat
 from charctl.character.model import Character, load_character
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
@@ -156,7 +157,7 @@ class Clip:
             if joint.kind == "root":
                 columns += [pos_y, rot.euler_from_quat("ZYX", rot_y)]
             elif joint.kind == "revolute":
-                columns.append(np.degrees(rot.hinge_angle(self.joint_rot[:, index], joint.axis))[:, None])
+                columns.append(np.degrees(hinge_angle(self.joint_rot[:, index], joint.axis))[:, None])
             elif joint.kind == "spherical":
                 columns.append(rot.euler_from_quat("ZYX", self.joint_rot[:, index]))
         return Bvh(joints=joints, frame_time=self.frame_time, motion=np.concatenate(columns, axis=1))
@@ -189,7 +190,7 @@ class Clip:
             if joint.kind == "root":
                 root_rot = q
             elif joint.kind == "revolute":
-                joint_rot[:, index] = rot.hinge_quat(rot.hinge_angle(q, joint.axis), joint.axis)
+                joint_rot[:, index] = hinge_quat(hinge_angle(q, joint.axis), joint.axis)
             elif joint.kind == "spherical":
                 joint_rot[:, index] = q
         root_pos, root_rot = rot.apply_y_up_to_z_up(root_pos, root_rot)

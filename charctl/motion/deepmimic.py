@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from charctl.util import rotations as rot
+from charctl.character.layout import hinge_quat
 from charctl.character.model import Character
 from charctl.util.errors import CharctlError
 from charctl.motion.clip import Clip
@@ -68,7 +69,7 @@ def read_deepmimic_motion(path: str | Path, character: Character, name: str | No
         if joint.kind == "spherical":
             joint_rot[:, index] = rot.normalize(rows[:, [col + 1, col + 2, col + 3, col]])
         elif joint.kind == "revolute":
-            joint_rot[:, index] = rot.hinge_quat(rows[:, col], joint.axis)
+            joint_rot[:, index] = hinge_quat(rows[:, col], joint.axis)
         col += COLUMNS[joint.kind]
     return Clip(character=character, name=name or path.stem, frame_time=frame_time, root_pos=root_pos,
                 root_rot=root_rot, joint_rot=joint_rot, loop=loop == "wrap")

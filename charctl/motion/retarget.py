@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
+from charctl.character.layout import hinge_twist
 from charctl.character.model import Character
 from charctl.util.errors import CharctlError
 from charctl.character.kinematics import forward_kinematics
@@ -349,11 +350,10 @@ def _root_scale(rmap: RetargetMap, character: Character, resolved: dict, rest_po
 
 
 def limit_joint(joint, local: Rotation, clamp_ball: bool) -> Rotation:
-    """Hinge: twist about its axis (swing dropped), clamped to limits. Ball: rotation-vector clamp if asked."""
+    """Hinge: twist about its axis (swing dropped; charctl/character/layout.py says why), clamped to its limits.
+    Ball: rotation-vector clamp if asked."""
     if joint.kind == "revolute":
-        quat = local.as_quat().reshape(-1, 4)
-        angle = 2.0 * np.arctan2(quat[:, :3] @ joint.axis, quat[:, 3])
-        angle = (angle + np.pi) % (2.0 * np.pi) - np.pi
+        angle = hinge_twist(local.as_quat().reshape(-1, 4), joint.axis)
         if len(joint.limits):
             angle = np.clip(angle, joint.limits[0, 0], joint.limits[0, 1])
         return Rotation.from_rotvec(angle[:, None] * joint.axis)
@@ -366,61 +366,25 @@ def limit_joint(joint, local: Rotation, clamp_ball: bool) -> Rotation:
 
 
 # ------------------------------------------------------------------------------------------- grounding
-@dataclass(frozen=True)
-class Shape:
-    body: int
-    kind: str  # "sphere" | "capsule" | "cylinder" | "box"
-    center: np.ndarray  # (3,) in the body (joint) frame
-    rot: np.ndarray  # (3, 3) shape frame in the body frame
-    size: np.ndarray  # sphere (r,), capsule/cylinder (r, length along local z), box (full extents x, y, z)
-
-
-def collision_shapes(character: Character) -> list[Shape]:
-    """The collision shapes of the character's URDF, per body (what PyBullet will collide with the ground)."""
-    import xml.etree.ElementTree as ET
-
-    link_index = {j.name: i for i, j in enumerate(character.joints)}
-    shapes = []
-    for link in ET.parse(character.urdf_path).getroot().findall("link"):
-        for collision in link.findall("collision"):
-            origin = collision.find("origin")
-            xyz = np.fromstring(origin.get("xyz", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
-            rpy = np.fromstring(origin.get("rpy", "0 0 0"), sep=" ") if origin is not None else np.zeros(3)
-            rot = Rotation.from_euler("xyz", rpy).as_matrix()
-            for geometry in collision.find("geometry") or []:
-                if geometry.tag == "sphere":
-                    size = [float(geometry.get("radius"))]
-                elif geometry.tag in ("capsule", "cylinder"):
-                    size = [float(geometry.get("radius")), float(geometry.get("length"))]
-                elif geometry.tag == "box":
-                    size = np.fromstring(geometry.get("size"), sep=" ")
-                else:
-                    continue  # meshes: the joint position stands in for the body
-                shapes.append(Shape(link_index[link.get("name")], geometry.tag, xyz, rot, np.asarray(size, float)))
-    return shapes
-
-
-def lowest_points(character: Character, shapes: list[Shape], pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
+def lowest_points(character: Character, pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
     """(F, J) lowest world height of each body's collision shapes (the joint height for a body without any)."""
     lowest = pos[..., 2].copy()
-    has_shape = np.zeros(character.num_joints, dtype=bool)
     body_rot = Rotation.from_quat(rot.reshape(-1, 4)).as_matrix().reshape(*rot.shape[:-1], 3, 3)
-    for shape in shapes:
-        b = shape.body
-        world = body_rot[:, b] @ shape.rot  # (F, 3, 3) shape axes in the world
-        centre_z = pos[:, b, 2] + (body_rot[:, b] @ shape.center)[:, 2]
-        up = world[:, 2, :]  # z component of each shape axis
-        if shape.kind == "sphere":
-            low = centre_z - shape.size[0]
-        elif shape.kind == "capsule":  # a segment along local z, swept by a sphere
-            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0]
-        elif shape.kind == "cylinder":
-            radial = np.sqrt(1 - np.minimum(up[:, 2] ** 2, 1))  # how far the end discs tilt
-            low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0] * radial
-        else:  # box: the support function of its half extents
-            low = centre_z - np.abs(up) @ (shape.size / 2)
-        lowest[:, b] = low if not has_shape[b] else np.minimum(lowest[:, b], low)
-        has_shape[b] = True
+    for b, body in enumerate(character.bodies):
+        for index, shape in enumerate(body.shapes):
+            world = body_rot[:, b] @ shape.rot  # (F, 3, 3) shape axes in the world
+            centre_z = pos[:, b, 2] + (body_rot[:, b] @ shape.center)[:, 2]
+            up = world[:, 2, :]  # z component of each shape axis
+            if shape.kind == "sphere":
+                low = centre_z - shape.size[0]
+            elif shape.kind == "capsule":  # a segment along local z, swept by a sphere
+                low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0]
+            elif shape.kind == "cylinder":
+                radial = np.sqrt(1 - np.minimum(up[:, 2] ** 2, 1))  # how far the end discs tilt
+                low = centre_z - np.abs(up[:, 2]) * shape.size[1] / 2 - shape.size[0] * radial
+            else:  # box: the support function of its half extents
+                low = centre_z - np.abs(up) @ (shape.size / 2)
+            lowest[:, b] = low if index == 0 else np.minimum(lowest[:, b], low)
     return lowest
 
 
@@ -433,9 +397,8 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     phases, swing); then every frame is raised as needed so no body's collision shape is below the
     ground. A clip without any contact frame is shifted as a whole so its lowest point is at 0.
     """
-    shapes = collision_shapes(character)
     pos, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
-    low = lowest_points(character, shapes, pos, rot)
+    low = lowest_points(character, pos, rot)
     feet = list(character.ground_contact_bodies)
     foot_low = low[:, feet]
     speed = np.linalg.norm(np.gradient(pos[:, feet, :2], motion.frame_time, axis=0), axis=-1)

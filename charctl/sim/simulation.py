@@ -15,10 +15,11 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-from charctl.sim.bullet_pose import apply_pose, movable_joints
+from charctl.sim.bullet_pose import apply_pose
+from charctl.character.layout import JointLayout, joint_layout
 from charctl.character.model import Character
 from charctl.character.pose import Pose
-from charctl.util.rotations import canonical, rotvec_from_quat
+from charctl.util.rotations import canonical
 
 
 @dataclass
@@ -55,19 +56,18 @@ def _rotate(q: tuple[float, ...], v: tuple[float, ...]) -> tuple[float, float, f
     return vx + w * tx + y * tz - z * ty, vy + w * ty + z * tx - x * tz, vz + w * tz + x * ty - y * tx
 
 
-def _joint_state_columns(is_ball: list[bool], balls: tuple[int, ...], hinges: tuple[int, ...],
-                         actuated: list[int]) -> tuple[np.ndarray, ...]:
+def _joint_state_columns(layout: JointLayout) -> tuple[np.ndarray, ...]:
     """Where, in the actuated joints' states laid end to end (a ball's 4 + 3 numbers, a hinge's 1 + 1, in link
     order), each ball joint's rotation (B, 4) and velocity (B, 3) and each hinge's angle and velocity (H,) are."""
     start, where = 0, {}
-    for joint, ball in zip(actuated, is_ball):
+    for joint, ball in zip(layout.actuated, layout.actuated_is_ball):
         size = 4 if ball else 1
         where[joint] = (np.arange(start, start + size), np.arange(start + size, start + size + (3 if ball else 1)))
         start += size + (3 if ball else 1)
-    ball_rot = np.array([where[j][0] for j in balls], dtype=np.int64).reshape(-1, 4)
-    ball_vel = np.array([where[j][1] for j in balls], dtype=np.int64).reshape(-1, 3)
-    hinge_angle = np.array([where[j][0][0] for j in hinges], dtype=np.int64)
-    hinge_vel = np.array([where[j][1][0] for j in hinges], dtype=np.int64)
+    ball_rot = np.array([where[j][0] for j in layout.balls], dtype=np.int64).reshape(-1, 4)
+    ball_vel = np.array([where[j][1] for j in layout.balls], dtype=np.int64).reshape(-1, 3)
+    hinge_angle = np.array([where[j][0][0] for j in layout.hinges], dtype=np.int64)
+    hinge_vel = np.array([where[j][1][0] for j in layout.hinges], dtype=np.int64)
     return ball_rot, ball_vel, hinge_angle, hinge_vel
 
 
@@ -91,25 +91,21 @@ class Simulation:
         for link in range(-1, character.num_joints - 1):
             pybullet.changeDynamics(self.body, link, lateralFriction=self.config.ground_friction,
                                     linearDamping=0, angularDamping=0, **p)
-        self.balls, self.hinges = movable_joints(character)
+        self.layout = layout = joint_layout(character)
         self.links = list(range(character.num_joints - 1))
-        # Actuated joints in link order: PyBullet's stable PD maps its targets to the generalised coordinates
-        # assuming that order (balls-then-hinges scrambles the dog's PD).
+        # PyBullet's stable PD maps its targets to the generalised coordinates assuming the actuated joints in link
+        # order (balls-then-hinges scrambles the dog's PD).
         joints = character.joints
-        self.actuated = sorted(self.balls + self.hinges)
-        self.pd_indices = [i - 1 for i in self.actuated]
-        self.is_ball = [joints[i].kind == "spherical" for i in self.actuated]
-        self.kp = [joints[i].kp for i in self.actuated]
-        self.kd = [joints[i].kd for i in self.actuated]
-        self.max_force = [[joints[i].torque_limit] * (3 if ball else 1) for i, ball in zip(self.actuated, self.is_ball)]
-        self.hinge_axes = np.stack([joints[i].axis for i in self.hinges]) if self.hinges else np.zeros((0, 3))
+        self.pd_indices = [i - 1 for i in layout.actuated]
+        self.kp = [joints[i].kp for i in layout.actuated]
+        self.kd = [joints[i].kd for i in layout.actuated]
+        self.max_force = [[joints[i].torque_limit] * (3 if ball else 1)
+                          for i, ball in zip(layout.actuated, layout.actuated_is_ball)]
         # where each actuated joint's numbers sit among the ball joints' or the hinges' (command building, readout)
-        self._slots = [(ball, (self.balls if ball else self.hinges).index(i))
-                       for i, ball in zip(self.actuated, self.is_ball)]
-        self._joint_columns = _joint_state_columns(self.is_ball, self.balls, self.hinges, self.actuated)
-        self._ball_index = np.array(self.balls, dtype=np.int64)
-        self._hinge_index = np.array(self.hinges, dtype=np.int64)
-        self._zero_velocities = [[0.0, 0.0, 0.0] if ball else [0.0] for ball in self.is_ball]
+        self._slots = [(ball, (layout.balls if ball else layout.hinges).index(i))
+                       for i, ball in zip(layout.actuated, layout.actuated_is_ball)]
+        self._joint_columns = _joint_state_columns(layout)
+        self._zero_velocities = [[0.0, 0.0, 0.0] if ball else [0.0] for ball in layout.actuated_is_ball]
         self._identity_rot = np.tile([0.0, 0.0, 0.0, 1.0], (character.num_joints, 1))
         self._disable_default_motors()
         self._pd_command: dict | None = None
@@ -121,10 +117,10 @@ class Simulation:
 
     def _disable_default_motors(self) -> None:
         p = dict(physicsClientId=self.client)
-        for i in self.balls:
+        for i in self.layout.balls:
             pybullet.setJointMotorControlMultiDof(self.body, i - 1, pybullet.POSITION_CONTROL, targetPosition=[0, 0, 0, 1],
                                                   positionGain=0, velocityGain=1, force=[0, 0, 0], **p)
-        for i in self.hinges:
+        for i in self.layout.hinges:
             pybullet.setJointMotorControl2(self.body, i - 1, pybullet.VELOCITY_CONTROL, force=0, **p)
 
     # ------------------------------------------------------------------ control
@@ -145,13 +141,12 @@ class Simulation:
 
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
         """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
-        balls, hinges = list(self.balls), list(self.hinges)
-        hinge_angle = np.einsum("hk,hk->h", rotvec_from_quat(joint_rot[hinges]), self.hinge_axes)
+        balls, layout = list(self.layout.balls), self.layout
         if joint_vel is None:
-            self.set_pd_command(joint_rot[balls], hinge_angle)
+            self.set_pd_command(joint_rot[balls], layout.hinge_angles(joint_rot))
         else:
-            self.set_pd_command(joint_rot[balls], hinge_angle, joint_vel[balls],
-                                np.einsum("hk,hk->h", joint_vel[hinges], self.hinge_axes))
+            self.set_pd_command(joint_rot[balls], layout.hinge_angles(joint_rot), joint_vel[balls],
+                                layout.hinge_velocities(joint_vel))
 
     def set_pd_command(self, ball_rot: np.ndarray, hinge_angle: np.ndarray, ball_vel: np.ndarray | None = None,
                        hinge_vel: np.ndarray | None = None) -> None:
@@ -213,11 +208,10 @@ class Simulation:
             flat += position + velocity
         flat = np.array(flat)
         ball_rot, ball_vel, hinge_angle, hinge_vel = (flat[c] for c in self._joint_columns)
-        joint_rot[self._ball_index], joint_ang_vel[self._ball_index] = ball_rot, ball_vel
-        half = 0.5 * hinge_angle
-        joint_rot[self._hinge_index, :3] = np.sin(half)[:, None] * self.hinge_axes
-        joint_rot[self._hinge_index, 3] = np.cos(half)
-        joint_ang_vel[self._hinge_index] = hinge_vel[:, None] * self.hinge_axes
+        layout = self.layout
+        joint_rot[layout.ball_index], joint_ang_vel[layout.ball_index] = ball_rot, ball_vel
+        joint_rot[layout.hinge_index] = layout.hinge_rotations(hinge_angle)
+        joint_ang_vel[layout.hinge_index] = hinge_vel[:, None] * layout.hinge_axes
         return joint_rot, joint_ang_vel
 
     def ground_contacts(self) -> set[int]:

@@ -79,11 +79,6 @@ def rotvec_from_quat(q: np.ndarray) -> np.ndarray:
     return xyz * scale
 
 
-def rotation_angle(q: np.ndarray) -> np.ndarray:
-    """Angle in [0, pi] of each rotation (e.g. of a quaternion difference)."""
-    w = np.clip(np.abs(q[..., 3]) / np.linalg.norm(q, axis=-1), 0.0, 1.0)
-    return 2.0 * np.arccos(w)
-
 
 def quat_diff_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle of the rotation taking a to b: the w of conj(a) * b is the 4D dot product a . b."""
@@ -184,14 +179,6 @@ def heading_inverse(q: np.ndarray) -> np.ndarray:
     return z_rotation(-heading(q))
 
 
-def hinge_quat(angle: np.ndarray | float, axis: np.ndarray) -> np.ndarray:
-    angle = np.asarray(angle, dtype=np.float64)
-    return quat_from_rotvec(angle[..., None] * np.asarray(axis, dtype=np.float64))
-
-
-def hinge_angle(q: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Signed angle about `axis` (the rotation's component along the axis)."""
-    return rotvec_from_quat(q) @ np.asarray(axis, dtype=np.float64)
 
 
 def quat_from_euler(seq: str, angles_deg: np.ndarray) -> np.ndarray:
