@@ -1,7 +1,9 @@
-"""AWR settings as a typed dataclass, read from YAML: configs/awr/default.yaml, then the env's file, then overrides.
+"""AWR settings as a typed dataclass: its defaults (the authors' reference code, xbpeng/awr awr_configs.py, where it
+has them), then the task's YAML under configs/awr/ (gym/<ENV_ID>.yaml or imitation/<character>.yaml), then overrides.
 
+The dataclass below is the one place the defaults are written: the YAML files hold only what differs for a task.
 Every key of `AWRConfig` can appear in a YAML file or in `--set key=value`; unknown keys and values of the
-wrong type are a `CharctlError` naming the file (or `--set`) and the key.
+wrong type are a `CharctlError` naming the file (or `--set`) and the key. The algorithm: docs/awr.md.
 """
 
 from __future__ import annotations
@@ -29,22 +31,23 @@ class AWRConfig:
     num_workers: int = 2                 # rollout worker processes; 0 runs the env in the learner process
     torch_threads: int = 1               # learner's torch and numpy-BLAS threads (measured: docs/benchmarks.md)
     device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
-    eval_every: int = 10                 # iterations between deterministic evaluations (0: only at the end)
+    eval_every: int = 10                 # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = 10
-    checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (exact resume)
+    checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
     # --- data
     samples_per_iter: int = 2048         # new samples per iteration (whole episodes, so a little more)
     buffer_size: int = 50_000            # FIFO replay buffer, in samples; whole oldest episodes are evicted
     on_policy: bool = False              # ablation: the buffer holds only the latest iteration's episodes
     discount: float = 0.99
     td_lambda: float = 0.95
-    returns: typing.Literal["td_lambda", "monte_carlo"] = "td_lambda"  # monte_carlo: the lambda = 1 ablation
+    # monte_carlo: the lambda = 1 ablation (a truncated episode still bootstraps)
+    returns: typing.Literal["td_lambda", "monte_carlo"] = "td_lambda"
     # --- advantages and weights
     baseline: bool = True                # false: RWR ablation, weights from returns instead of advantages
     normalize_advantages: bool = True    # reference code: A_hat = (A - mean) / (std + 1e-5)
     temperature: float = 1.0             # beta in exp(A_hat / beta)
     weight_clip: float = 20.0
-    # --- actor
+    # --- actor: Gaussian with fixed std (Box actions) or categorical (Discrete), momentum SGD
     actor_layers: list[int] = field(default_factory=lambda: [128, 64])
     actor_lr: float = 5e-5
     actor_momentum: float = 0.9
@@ -55,7 +58,7 @@ class AWRConfig:
     action_bound_weight: float = 10.0    # penalty on the policy mean outside [-1, 1] (normalised units)
     action_l2_weight: float = 0.0        # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
     actor_max_grad_norm: float | None = None  # scale each actor step's gradient down to this norm (null: never)
-    # --- critic
+    # --- critic: predicts V / value_scale, momentum SGD
     critic_layers: list[int] = field(default_factory=lambda: [128, 64])
     critic_lr: float = 0.01
     critic_momentum: float = 0.9
@@ -129,16 +132,16 @@ def _imitation_values(character: str, motion: str | None, directory: Path) -> tu
 
 def _checked(data: dict, where) -> dict:
     """`data` with every key known and every value of its field's type (ints accepted for floats, converted)."""
-    return checked_fields(AWRConfig, data, where, "see configs/awr/default.yaml for the keys")
+    return checked_fields(AWRConfig, data, where, "the keys: AWRConfig in charctl/awr/config.py")
 
 
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,
                 directory: Path = AWR_CONFIGS_DIR, character: str | None = None,
                 motion: str | None = None) -> AWRConfig:
-    """default.yaml, then the env's reference file (Gym) or the character's file and its clip section
+    """AWRConfig's defaults, then the env's reference file (Gym) or the character's file and its clip section
     (imitation), then `config_file`, then `overrides`."""
-    values = read_yaml(directory / "default.yaml")
-    source = str(directory / "default.yaml")
+    values: dict = {}
+    source = "AWRConfig defaults"
     if character is not None:
         extra, extra_source = _imitation_values(character, motion, directory)
         values.update(extra)

@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from charctl.util.errors import CharctlError
 from charctl.util.paths import CHARACTERS_DIR
+from charctl.util.typed_config import build
 
 JOINT_DOF = {"root": 6, "spherical": 3, "revolute": 1, "fixed": 0}
 ACTION_SIZE = {"root": 0, "spherical": 3, "revolute": 1, "fixed": 0}  # exp map per ball joint, angle per hinge
@@ -73,7 +74,7 @@ class Character:
     end_effectors: tuple[int, ...]  # body indices
     ground_contact_bodies: tuple[int, ...]  # bodies allowed to touch the ground without ending an episode
     deepmimic_joints: tuple[str, ...]  # joint order of this character's rows in DeepMimic's motion format
-    settings: dict = field(default_factory=dict)  # any further keys of the YAML, for later layers
+    fps: float = 60.0  # frame rate of clips retargeted onto it
 
     # ---- derived arrays, cached (vectorised kinematics and the simulator use them every step)
     @property
@@ -114,6 +115,29 @@ class Character:
         return np.array([i for i, j in enumerate(self.joints) if j.kind == kind], dtype=np.int64)
 
 
+@dataclass
+class JointSettings:
+    """A joint's entry under `joints:` in a character YAML."""
+
+    kp: float = 0.0
+    kd: float = 0.0
+    torque_limit: float = 0.0
+    limits: list[list[float]] = field(default_factory=list)  # [low, high] per axis: 3 for a ball joint, 1 for a hinge
+    reward_weight: float = 0.0
+
+
+@dataclass
+class CharacterSettings:
+    """A character YAML (characters/<name>.yaml)."""
+
+    urdf: str  # the URDF beside it
+    end_effectors: list[str]  # body names
+    ground_contact_bodies: list[str]  # body names
+    joints: dict = field(default_factory=dict)  # joint name -> JointSettings
+    deepmimic_joints: list[str] = field(default_factory=list)
+    fps: float = 60.0  # frame rate of clips retargeted onto it
+
+
 def available_characters(directory: Path = CHARACTERS_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml") if p.with_suffix(".urdf").exists())
 
@@ -137,28 +161,20 @@ def load_character(name_or_path: str, directory: Path = CHARACTERS_DIR) -> Chara
 
 
 def _build_character(yaml_path: Path, spec: dict) -> Character:
-    spec = dict(spec)
-
-    def take(key):
-        if key not in spec:
-            raise CharctlError(f"{yaml_path}: missing key '{key}'")
-        return spec.pop(key)
-
-    urdf_path = (yaml_path.parent / take("urdf")).resolve()
-    joint_specs = take("joints")
+    settings = build(CharacterSettings, spec, yaml_path)
+    urdf_path = (yaml_path.parent / settings.urdf).resolve()
     tree, bodies = _parse_urdf(urdf_path)
     names = [t["name"] for t in tree]
 
-    for name in joint_specs:
+    for name in settings.joints:
         if name not in names:
             raise CharctlError(f"{yaml_path}: joint '{name}' is not in {urdf_path.name}; joints: {', '.join(names)}")
     joints = []
     for t in tree:
-        js = dict(joint_specs.get(t["name"], {}) or {})
-        unknown = set(js) - {"kp", "kd", "torque_limit", "limits", "reward_weight"}
-        if unknown:
-            raise CharctlError(f"{yaml_path}: joint '{t['name']}': unknown key(s) {sorted(unknown)}")
-        limits = np.asarray(js.get("limits", []), dtype=np.float64).reshape(-1, 2)
+        js = build(JointSettings, settings.joints.get(t["name"]) or {}, f"{yaml_path}: joint '{t['name']}'")
+        if any(len(pair) != 2 for pair in js.limits):
+            raise CharctlError(f"{yaml_path}: joint '{t['name']}': limits: expected [low, high] pairs")
+        limits = np.asarray(js.limits, dtype=np.float64).reshape(-1, 2)
         if t["kind"] in ("spherical", "revolute") and len(limits) != JOINT_DOF[t["kind"]]:
             raise CharctlError(
                 f"{yaml_path}: joint '{t['name']}' ({t['kind']}) needs {JOINT_DOF[t['kind']]} [low, high] limit pairs"
@@ -166,30 +182,27 @@ def _build_character(yaml_path: Path, spec: dict) -> Character:
         joints.append(
             Joint(
                 name=t["name"], kind=t["kind"], parent=t["parent"], offset=t["offset"], origin_rot=t["origin_rot"],
-                axis=t["axis"], kp=float(js.get("kp", 0.0)), kd=float(js.get("kd", 0.0)),
-                torque_limit=float(js.get("torque_limit", 0.0)), limits=limits,
-                reward_weight=float(js.get("reward_weight", 0.0)),
+                axis=t["axis"], kp=js.kp, kd=js.kd, torque_limit=js.torque_limit, limits=limits,
+                reward_weight=js.reward_weight,
             )
         )
 
-    def body_indices(key):
+    def body_indices(key: str, values: list[str]) -> tuple[int, ...]:
         out = []
-        for name in take(key):
+        for name in values:
             if name not in names:
                 raise CharctlError(f"{yaml_path}: {key}: unknown body '{name}'")
             out.append(names.index(name))
         return tuple(out)
 
-    end_effectors = body_indices("end_effectors")
-    ground_contact = body_indices("ground_contact_bodies")
-    deepmimic = tuple(spec.pop("deepmimic_joints", []) or [])
-    for name in deepmimic:
+    for name in settings.deepmimic_joints:
         if name not in names:
             raise CharctlError(f"{yaml_path}: deepmimic_joints: unknown joint '{name}'")
     return Character(
         name=yaml_path.stem, urdf_path=urdf_path, joints=tuple(joints), bodies=tuple(bodies),
-        end_effectors=end_effectors, ground_contact_bodies=ground_contact, deepmimic_joints=deepmimic,
-        settings=spec,
+        end_effectors=body_indices("end_effectors", settings.end_effectors),
+        ground_contact_bodies=body_indices("ground_contact_bodies", settings.ground_contact_bodies),
+        deepmimic_joints=tuple(settings.deepmimic_joints), fps=settings.fps,
     )
 
 

@@ -21,6 +21,7 @@ import yaml
 from scipy.spatial.transform import Rotation
 
 from charctl.util.errors import CharctlError
+from charctl.util.typed_config import build, checked_fields
 
 
 @dataclass
@@ -46,6 +47,46 @@ class JointDef:
     kd: float
     mass: float
     shape: Shape
+
+
+@dataclass
+class SplitSettings:
+    """One entry of a recipe's `splits:` list: a new ball joint inserted by splitting a segment."""
+
+    name: str
+    parent: str  # the joint whose segment is split
+    at: list[float]  # where the new joint sits, in the parent's frame (metres)
+    children: list[str]  # the parent's children re-attached to the new joint (keeping their rest positions)
+    mass_from: str  # the body giving up `mass`
+    mass: float  # kg
+    shape: dict  # the new body's Shape (kind, size, center, euler_xyz)
+    gains_from: str | None = None  # the joint whose gains, torque limit and reward weight it takes (default: parent)
+    donor_shape: dict | None = None  # a new Shape for the `mass_from` body
+
+
+@dataclass
+class RecipeSettings:
+    """A character recipe (configs/characters/<name>.yaml): `charctl import-character` builds characters/ from it."""
+
+    name: str
+    source: str  # DeepMimic character file, relative to the recipe
+    controller: str  # its PD controller file
+    ground_contact_bodies: list[str]
+    notes: str = ""  # written as the character YAML's header
+    splits: list[dict] = field(default_factory=list)
+
+
+def read_recipe(path: Path) -> tuple[RecipeSettings, list[SplitSettings]]:
+    """A recipe file, every key and value checked (one-line errors naming the file and the key)."""
+    from charctl.util.fileio import read_yaml_mapping
+
+    recipe = build(RecipeSettings, read_yaml_mapping(path, "recipe settings"), path)
+    splits = [build(SplitSettings, split, f"{path}: splits[{i}]") for i, split in enumerate(recipe.splits)]
+    return recipe, splits
+
+
+def _shape(values: dict, color: list[float], where: str) -> Shape:
+    return Shape(color=color, **checked_fields(Shape, values, where))
 
 
 def read_deepmimic_character(char_path: Path, ctrl_path: Path) -> list[JointDef]:
@@ -92,30 +133,30 @@ def read_deepmimic_character(char_path: Path, ctrl_path: Path) -> list[JointDef]
     return out
 
 
-def apply_splits(joints: list[JointDef], splits: list[dict], source: Path) -> list[JointDef]:
+def apply_splits(joints: list[JointDef], splits: list[SplitSettings], source: Path) -> list[JointDef]:
     """Insert new joints between existing ones; each child keeps its rest position, total mass is unchanged."""
     joints = list(joints)
     for split in splits:
         by_name = {j.name: j for j in joints}
-        name, parent = split["name"], split["parent"]
+        name, parent = split.name, split.parent
         if parent not in by_name:
             raise CharctlError(f"{source}: split '{name}': unknown parent joint '{parent}'")
-        at = np.asarray(split["at"], float)
-        like = by_name[split.get("gains_from", parent)]
-        donor = by_name[split["mass_from"]]
-        mass = float(split["mass"])
+        at = np.asarray(split.at, float)
+        like = by_name[split.gains_from or parent]
+        donor = by_name[split.mass_from]
+        mass = split.mass
         if not 0 < mass < donor.mass:
             raise CharctlError(f"{source}: split '{name}': mass {mass} must be below {donor.name}'s {donor.mass}")
         donor.mass -= mass
-        if "donor_shape" in split:
-            donor.shape = Shape(color=donor.shape.color, **split["donor_shape"])
+        if split.donor_shape is not None:
+            donor.shape = _shape(split.donor_shape, donor.shape.color, f"{source}: split '{name}': donor_shape")
         new = JointDef(
             name=name, kind="spherical", parent=parent, offset=at, limits=[list(l) for l in like.limits]
             if like.kind == "spherical" else [[-math.pi, math.pi]] * 3, torque_limit=like.torque_limit,
             reward_weight=like.reward_weight, end_effector=False, kp=like.kp, kd=like.kd, mass=mass,
-            shape=Shape(color=like.shape.color, **split["shape"]),
+            shape=_shape(split.shape, like.shape.color, f"{source}: split '{name}': shape"),
         )
-        for child_name in split["children"]:
+        for child_name in split.children:
             child = by_name.get(child_name)
             if child is None or child.parent != parent:
                 raise CharctlError(f"{source}: split '{name}': '{child_name}' is not a child of '{parent}'")

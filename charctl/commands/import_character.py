@@ -19,8 +19,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import yaml
-
     from charctl.character import recipe as dm
     from charctl.character.model import load_character
     from charctl.util.errors import CharctlError
@@ -30,18 +28,15 @@ def run(args) -> int:
     recipe_path: Path = args.recipe
     if not recipe_path.exists():
         raise CharctlError(f"{recipe_path}: recipe file not found")
-    recipe = yaml.safe_load(recipe_path.read_text())
-    for key in ("name", "source", "controller", "ground_contact_bodies"):
-        if key not in recipe:
-            raise CharctlError(f"{recipe_path}: missing key '{key}'")
+    recipe, splits = dm.read_recipe(recipe_path)
     base = recipe_path.parent
-    joints = dm.read_deepmimic_character(base / recipe["source"], base / recipe["controller"])
+    joints = dm.read_deepmimic_character(base / recipe.source, base / recipe.controller)
     source_order = [j.name for j in joints if j.kind != "root"]
-    joints = dm.apply_splits(joints, recipe.get("splits") or [], recipe_path)
-    name = recipe["name"]
+    joints = dm.apply_splits(joints, splits, recipe_path)
+    name = recipe.name
     out_dir = args.out_dir or CHARACTERS_DIR
     urdf = dm.write_urdf(name, joints)
-    spec = dm.character_yaml(name, joints, source_order, recipe["ground_contact_bodies"], recipe.get("notes", ""))
+    spec = dm.character_yaml(name, joints, source_order, recipe.ground_contact_bodies, recipe.notes)
     atomic_write_text(out_dir / f"{name}.urdf", urdf)
     atomic_write_text(out_dir / f"{name}.yaml", spec)
     character = load_character(str(out_dir / f"{name}.yaml"))

@@ -50,7 +50,7 @@ def run(args) -> int:
         if existing.exists() and not args.force:
             raise CharctlError(f"{existing}: already exists (pass --force to overwrite)")
 
-    fps = args.fps or float(character.settings.get("fps", 60.0))
+    fps = args.fps or character.fps
     if not fps > 0:
         raise CharctlError(f"--fps must be positive, got {fps}")
     if args.source.suffix.lower() == ".txt":

@@ -11,7 +11,7 @@ ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, ot
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train a policy with AWR on an imitation task or a gymnasium task",
-        description="Train a policy with Advantage-Weighted Regression. AWR settings: configs/awr/default.yaml, then "
+        description="Train a policy with Advantage-Weighted Regression. AWR settings: the defaults (AWRConfig in charctl/awr/config.py), then "
         "configs/awr/imitation/CHARACTER.yaml (its clips: section per motion) or configs/awr/gym/ENV_ID.yaml, then "
         "--config FILE, then --set key=value; '--set env.KEY=VALUE' changes an imitation env setting "
         "(configs/env/). The run directory gets NAME.pt (the best policy by evaluation), NAME-last.pt (written "

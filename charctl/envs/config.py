@@ -1,4 +1,8 @@
-"""Typed environment settings, read from configs/env/ (defaults, then the character's, then the clip's)."""
+"""Typed environment settings: the dataclasses' defaults (DeepMimic's where it has them), then configs/env/<character>.yaml,
+then its `clips:` section for the clip, then the `config` mapping given to gymnasium.make.
+
+The dataclasses below are the one place the defaults are written: the YAML files hold only what differs.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from charctl.util.typed_config import checked_fields
 
 @dataclass
 class RewardConfig:
+    """r = sum_i w_i exp(-k_i e_i): DeepMimic's weights and scales (the pose and velocity scales are for its
+    15-joint humanoid and are scaled by joints / 15, as the joint weights are normalised)."""
+
     pose_weight: float = 0.5
     pose_scale: float = 2.0
     velocity_weight: float = 0.05
@@ -29,11 +36,13 @@ class RewardConfig:
 
 @dataclass
 class EnvConfig:
-    time_limit: float = 20.0
-    sync_heading: bool = False
-    pd_target_velocity: bool = False
+    time_limit: float = 20.0  # seconds; reaching it truncates the episode (its value is bootstrapped)
+    sync_heading: bool = False  # at each new cycle also turn the reference to the simulated heading (turning loop)
+    pd_target_velocity: bool = False  # False: PD target velocity 0 (DeepMimic); True: the reference joint velocities
+    # absolute: the action is the PD target (DeepMimic, the AWR paper); residual: the action is added to the
+    # reference pose's own action (docs/environment.md)
     action_mode: Literal["absolute", "residual"] = "absolute"
-    ground_contact_bodies: list[str] | None = None
+    ground_contact_bodies: list[str] | None = None  # None: the character YAML's list
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -56,10 +65,9 @@ def _read(path: Path) -> dict:
 
 def load_env_config(character: str, motion: str, overrides: dict | None = None,
                     directory: Path = CONFIGS_DIR / "env") -> EnvConfig:
-    values = _read(directory / "default.yaml")
     per_character = _read(directory / f"{character}.yaml")
     clips = per_character.pop("clips", {}) or {}
-    values = _merge(values, per_character)
+    values = dict(per_character)
     values = _merge(values, clips.get(motion, {}) or {})
     values = _merge(values, overrides or {})
     return EnvConfig(**checked_fields(EnvConfig, values, directory / f"{character}.yaml"))

@@ -18,7 +18,8 @@ Readable top to bottom:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,13 @@ from scipy.spatial.transform import Rotation
 from charctl.character.layout import hinge_twist
 from charctl.character.model import Character
 from charctl.util.errors import CharctlError
+from charctl.util.typed_config import build
 from charctl.character.kinematics import forward_kinematics
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
 from charctl.util.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
 
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
-MAP_KEYS = {"source", "root_scale", "clamp_ball_joints", "joints"}
-SOURCE_KEYS = {"scale", "up", "forward"}
 
 # Contact detection on the retargeted clip (see `ground`): a ground-contact body is in contact when it
 # moves slower than CONTACT_SPEED horizontally and its lowest point is within CONTACT_HEIGHT of its
@@ -45,6 +45,25 @@ CONTACT_SPEED = 0.5  # metres per second
 
 
 # ---------------------------------------------------------------------------------------------- the map
+@dataclass
+class MapSourceSettings:
+    """The `source:` section of a map YAML."""
+
+    scale: float = 1.0  # metres per source length unit
+    up: str = "y"  # source up axis: x, y, z, -x, -y or -z
+    forward: str = "z"  # the axis the source skeleton faces in its rest pose
+
+
+@dataclass
+class MapSettings:
+    """A retarget map YAML (configs/retarget/*.yaml; docs/retargeting.md explains every key)."""
+
+    joints: dict  # target joint name -> source joint name, list of candidates, {source, fraction} or none
+    source: MapSourceSettings = field(default_factory=MapSourceSettings)
+    root_scale: float | typing.Literal["auto"] = "auto"  # auto: the ratio of leg lengths
+    clamp_ball_joints: bool = False
+
+
 @dataclass(frozen=True)
 class JointSource:
     candidates: tuple[str, ...]  # source joint names, the first one present in the BVH is used
@@ -82,30 +101,18 @@ def load_map(path: Path, character: Character) -> RetargetMap:
         lines = _joint_key_lines(text)
     except yaml.YAMLError as err:
         raise CharctlError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(spec, dict):
-        raise CharctlError(f"{path}: expected a mapping with keys {sorted(MAP_KEYS)}")
-    unknown = set(spec) - MAP_KEYS
-    if unknown:
-        raise CharctlError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(MAP_KEYS)}")
-
-    source = spec.get("source") or {}
-    if not isinstance(source, dict) or set(source) - SOURCE_KEYS:
-        raise CharctlError(f"{path}: 'source' must be a mapping with keys {sorted(SOURCE_KEYS)}")
-    scale = _positive_number(source.get("scale", 1.0), path, "source.scale")
-    up, forward = str(source.get("up", "y")), str(source.get("forward", "z"))
+    settings = build(MapSettings, spec if spec is not None else {}, path)
+    scale = _positive_number(settings.source.scale, path, "source.scale")
+    up, forward = settings.source.up, settings.source.forward
     for key, axis in (("source.up", up), ("source.forward", forward)):
         if axis not in AXES:
             raise CharctlError(f"{path}: {key}: '{axis}' is not one of {', '.join(AXES)}")
     if AXES[up][0] == AXES[forward][0]:
         raise CharctlError(f"{path}: source.up '{up}' and source.forward '{forward}' must be different axes")
-    root_scale = spec.get("root_scale", "auto")
-    root_scale = None if root_scale == "auto" else _positive_number(root_scale, path, "root_scale")
-    clamp = spec.get("clamp_ball_joints", False)
-    if not isinstance(clamp, bool):
-        raise CharctlError(f"{path}: clamp_ball_joints must be true or false")
-
-    joint_specs = spec.get("joints")
-    if not isinstance(joint_specs, dict) or not joint_specs:
+    root_scale = None if settings.root_scale == "auto" else _positive_number(settings.root_scale, path, "root_scale")
+    clamp = settings.clamp_ball_joints
+    joint_specs = settings.joints
+    if not joint_specs:
         raise CharctlError(f"{path}: 'joints' must map target joint names to source joints")
     target_names = [j.name for j in character.joints]
     joints: dict[str, JointSource | None] = {}

@@ -25,7 +25,7 @@ from charctl.util.rotations import canonical
 @dataclass
 class SimConfig:
     control_hz: float = 30.0
-    physics_hz: float = 240.0  # substeps = physics_hz / control_hz
+    physics_hz: float = 240.0  # substeps = physics_hz / control_hz; chosen by measurement (docs/benchmarks.md)
     solver_iterations: int = 10
     ground_friction: float = 0.9
     gravity: float = -9.8

@@ -11,7 +11,7 @@ from charctl.util.errors import CharctlError
 
 def check_type(value, annotation, where: str):
     """`value` for a field annotated `annotation` (ints accepted for floats, converted), or a CharctlError
-    naming `where`. Handles bool, int, float, str, Literal[...], list[int], list[str] and `X | None`."""
+    naming `where`. Handles bool, int, float, str, dict, Literal[...], list[X] of any of them and `X | None`."""
     options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
         else (annotation,)
     for option in options:
@@ -27,10 +27,14 @@ def check_type(value, annotation, where: str):
             return float(value)
         if option is str and isinstance(value, str):
             return value
+        if option is dict and isinstance(value, dict):
+            return dict(value)
         if typing.get_origin(option) is list and isinstance(value, list):
             (item,) = typing.get_args(option)
-            if all(isinstance(v, item) and not isinstance(v, bool) for v in value):
-                return list(value)
+            try:
+                return [check_type(v, item, where) for v in value]
+            except CharctlError:
+                continue
     raise CharctlError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
 
 
@@ -40,7 +44,9 @@ def _describe(option) -> str:
     if typing.get_origin(option) is typing.Literal:
         return "one of " + ", ".join(typing.get_args(option))
     if typing.get_origin(option) is list:
-        return f"a list of {typing.get_args(option)[0].__name__}"
+        return f"a list of {_describe(typing.get_args(option)[0])}"
+    if option is dict:
+        return "a mapping"
     return getattr(option, "__name__", str(option))
 
 
@@ -61,3 +67,15 @@ def checked_fields(cls, values: dict, source, unknown_hint: str | None = None) -
         else:
             out[key] = check_type(value, hints[key], f"{source}: {key}")
     return out
+
+
+def build(cls, values, source, unknown_hint: str | None = None):
+    """An instance of dataclass `cls` from a mapping read from a file: `checked_fields`, and a missing required
+    key is a CharctlError naming `source` and the key too."""
+    if not isinstance(values, dict):
+        raise CharctlError(f"{source}: expected a mapping, got {values!r}")
+    checked = checked_fields(cls, values, source, unknown_hint)
+    for f in dataclasses.fields(cls):
+        if f.name not in checked and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise CharctlError(f"{source}: missing key '{f.name}'")
+    return cls(**checked)
