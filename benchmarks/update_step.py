@@ -14,16 +14,15 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from charctl.awr.mlp_grad import MLPStepper, gaussian_actor_step
-from charctl.awr.policy import Actor, ActionSpec, gaussian_log_prob
+from charctl.awr.policy import ActionSpec, Actor, actor_loss
 
-SIZES = {"Hopper (11 -> 3)": (11, 3), "humanoid imitation (227 -> 28)": (227, 28), "dog imitation (437 -> 76)": (437, 76)}
+SIZES = {"Hopper (11 -> 3)": (11, 3), "humanoid imitation (227 -> 28)": (227, 28),
+         "dog imitation (437 -> 76)": (437, 76)}
 
 
 def autograd_steps(actor: Actor, optimizer, batches) -> None:
     for obs, actions, weights in batches:
-        mean = actor(obs)
-        excess = torch.clamp(mean - 1.0, min=0.0) + torch.clamp(mean + 1.0, max=0.0)
-        loss = -(weights * gaussian_log_prob(mean, actions, 0.4)).mean() + 5.0 * excess.square().sum(-1).mean()
+        loss = actor_loss(actor, actor(obs), actions, weights, 10.0, 0.0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -88,8 +88,8 @@ def test_play_records_a_video_of_the_dog(dog_run, tmp_path):
     assert len(distinct) >= min(len(frames), 3)
     assert all(grey_fraction(f) > 0.005 for f in frames)  # the dog is in every frame
 
-    from charctl.sim.render import Camera, KinematicScene, render_client
     from charctl.character.model import load_character
+    from charctl.sim.render import Camera, KinematicScene, render_client
     with KinematicScene(load_character("dog"), Camera(width=160, height=120, distance=2.2),
                         show_character=False) as empty:
         assert grey_fraction(render_client(empty.client, np.array([0.0, 0.0, 0.5]),

@@ -2,7 +2,6 @@
 stepping the env, `charctl collect` writes a dataset, and the ablation switches change what the update sees."""
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -14,10 +13,10 @@ import pytest
 import torch
 
 import charctl.awr.trainer as trainer_module
+from charctl.awr.buffer import Episode
 from charctl.awr.checkpoint import load_checkpoint
 from charctl.awr.config import load_config
 from charctl.awr.dataset import load_dataset, save_dataset
-from charctl.awr.buffer import Episode
 from charctl.awr.policy import ActionSpec
 from charctl.awr.rollout import make_env
 from charctl.awr.trainer import train

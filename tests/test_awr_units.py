@@ -14,7 +14,7 @@ from charctl.awr.agent import AWRAgent, advantage_weights
 from charctl.awr.buffer import Episode, EpisodeBuffer, flatten
 from charctl.awr.config import AWRConfig, load_config, parse_overrides
 from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
-from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer, gaussian_log_prob
+from charctl.awr.policy import ActionSpec, Actor, Critic, NumpyPolicy, ObsNormalizer, actor_loss, gaussian_log_prob
 from charctl.awr.returns import lambda_returns
 from charctl.util.errors import CharctlError
 
@@ -163,21 +163,16 @@ def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
         reference_loss = lambda out, t: 0.5 * torch.square(out.squeeze(-1) - t).mean()  # noqa: E731
         ours = lambda st, x, t: critic_step(st, x, t)  # noqa: E731
     elif kind == "gaussian":
-        net = Actor(obs_size, ActionSpec(discrete=False, size=3, low=[-1] * 3, high=[1] * 3), [8, 6], 1.0, 0.4).net
+        actor = Actor(obs_size, ActionSpec(discrete=False, size=3, low=[-1] * 3, high=[1] * 3), [8, 6], 1.0, 0.4)
+        net = actor.net
         make = lambda: (torch.randn(batch, obs_size), 2 * torch.randn(batch, 3), torch.rand(batch))  # noqa: E731
-
-        def reference_loss(mean, a, w):
-            excess = torch.clamp(mean - 1.0, min=0.0) + torch.clamp(mean + 1.0, max=0.0)
-            return (-(w * gaussian_log_prob(mean, a, 0.4)).mean() + 10.0 * 0.5 * excess.square().sum(-1).mean()
-                    + 0.01 * 0.5 * mean.square().sum(-1).mean())
+        reference_loss = lambda mean, a, w: actor_loss(actor, mean, a, w, 10.0, 0.01)  # noqa: E731
         ours = lambda st, x, a, w: gaussian_actor_step(st, x, a, w, 0.4, 10.0, 0.01)  # noqa: E731
     else:
-        net = Actor(obs_size, ActionSpec(discrete=True, size=4), [8, 6], 1.0, 0.0).net
+        actor = Actor(obs_size, ActionSpec(discrete=True, size=4), [8, 6], 1.0, 0.0)
+        net = actor.net
         make = lambda: (torch.randn(batch, obs_size), torch.randint(0, 4, (batch,)), torch.rand(batch))  # noqa: E731
-
-        def reference_loss(logits, a, w):
-            log_p = torch.log_softmax(logits, -1).gather(-1, a.unsqueeze(-1)).squeeze(-1)
-            return -(w * log_p).mean() + 0.01 * 0.5 * logits.square().sum(-1).mean()
+        reference_loss = lambda logits, a, w: actor_loss(actor, logits, a, w, 10.0, 0.01)  # noqa: E731
         ours = lambda st, x, a, w: categorical_actor_step(st, x, a, w, 0.01)  # noqa: E731
     twin = copy.deepcopy(net)
     batches = [make() for _ in range(5)]
@@ -189,8 +184,8 @@ def test_hand_written_steps_match_autograd_and_torch_sgd(kind):
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     for p, q in zip(net.parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(optimizer.state[p]["momentum_buffer"], reference_optimizer.state[q]["momentum_buffer"],
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(optimizer.state[p]["momentum_buffer"],
+                                   reference_optimizer.state[q]["momentum_buffer"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("discrete,max_grad_norm", [(False, None), (True, None), (False, 0.05), (True, 0.05)])

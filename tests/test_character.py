@@ -59,7 +59,8 @@ def test_dog_splits_keep_rest_positions_of_the_original_joints():
             i = dog.parents[i]
         return pos
 
-    np.testing.assert_allclose(rest_position("left_shoulder") - rest_position("spine1"), [0.304074, -0.109983, -0.106071])
+    np.testing.assert_allclose(rest_position("left_shoulder") - rest_position("spine1"),
+                               [0.304074, -0.109983, -0.106071])
     np.testing.assert_allclose(rest_position("neck") - rest_position("spine1"), [0.28135, 0, 0])
     np.testing.assert_allclose(rest_position("head") - rest_position("neck"), [0.175, 0, 0])
     assert len(dog.indices_of("spherical")) == 24 and len(dog.indices_of("revolute")) == 4
@@ -77,7 +78,8 @@ def test_a_third_character_is_data_only(tmp_path, bullet):
 
 def test_import_character_regenerates_the_shipped_files(tmp_path):
     for name in EXPECTED:
-        assert main(["import-character", str(CONFIGS_DIR / "characters" / f"{name}.yaml"), "--out-dir", str(tmp_path)]) == 0
+        recipe = CONFIGS_DIR / "characters" / f"{name}.yaml"
+        assert main(["import-character", str(recipe), "--out-dir", str(tmp_path)]) == 0
         for suffix in (".urdf", ".yaml"):
             assert (tmp_path / f"{name}{suffix}").read_text() == (CHARACTERS_DIR / f"{name}{suffix}").read_text()
 

@@ -7,10 +7,10 @@ from gymnasium.utils.env_checker import check_env
 
 import charctl.envs  # noqa: F401  (registers the tasks)
 from charctl.envs import TASKS
-from charctl.util import rotations as rot
-from charctl.util.errors import CharctlError
 from charctl.envs.reference import reference_state
 from charctl.envs.reward import reward_terms
+from charctl.util import rotations as rot
+from charctl.util.errors import CharctlError
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -41,7 +41,8 @@ def test_every_reward_term_is_one_on_the_reference(character, motion):
             env.reset(seed=0, options={"start_time": start})
             pose = env.reference_pose()
             env.sim.set_pose(pose)
-            terms = reward_terms(env.character, env.sim.state(), reference_state(env.character, pose), env.config.reward)
+            terms = reward_terms(env.character, env.sim.state(), reference_state(env.character, pose),
+                                 env.config.reward)
             for name, value in terms.items():
                 assert value == pytest.approx(1.0, abs=1e-6), (start, name)
     finally:
@@ -56,7 +57,8 @@ def open_loop(task: str, episodes: int = 20, config: dict | None = None):
         for seed in range(episodes):
             env.reset(seed=seed)
             while True:
-                _, reward, terminated, truncated, _ = env.step_with_targets(env.reference_pose(env.time + env.dt).joint_rot)
+                targets = env.reference_pose(env.time + env.dt).joint_rot
+                _, reward, terminated, truncated, _ = env.step_with_targets(targets)
                 if terminated or truncated:
                     break
                 rewards.append(reward)
@@ -127,8 +129,8 @@ def test_residual_action_is_added_to_the_reference_action(monkeypatch):
         (ball, hinge), (ball_abs, hinge_abs) = commands
         np.testing.assert_allclose(ball, ball_abs, atol=1e-12)
         np.testing.assert_allclose(hinge, hinge_abs, atol=1e-12)
-        assert np.abs(rot.rotvec_from_quat(ball) - rot.rotvec_from_quat(
-            env.reference_pose(env.time + env.dt).joint_rot[env.layout.ball_index])).max() > 0.1  # the offset moved them
+        reference_balls = env.reference_pose(env.time + env.dt).joint_rot[env.layout.ball_index]
+        assert np.abs(rot.rotvec_from_quat(ball) - rot.rotvec_from_quat(reference_balls)).max() > 0.1  # the offset
     finally:
         env.close()
 
@@ -157,7 +159,8 @@ def test_pd_target_velocity_asks_for_the_reference_joint_velocities():
 
 
 def test_bad_env_settings_are_refused_naming_the_file_and_key():
-    cases = [({"action_mode": "relative"}, r"dog\.yaml: action_mode: expected one of absolute, residual, got 'relative'"),
+    cases = [({"action_mode": "relative"},
+              r"dog\.yaml: action_mode: expected one of absolute, residual, got 'relative'"),
              ({"time_limit": "long"}, r"dog\.yaml: time_limit: expected float, got 'long'"),
              ({"sim": {"solver_iterations": 2.5}}, r"dog\.yaml: sim: solver_iterations: expected int, got 2\.5"),
              ({"ground_contact_bodies": "paws"}, r"ground_contact_bodies: expected a list of str or null"),

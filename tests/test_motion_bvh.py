@@ -2,8 +2,8 @@
 
 import pytest
 
-from charctl.util.errors import CharctlError
 from charctl.motion.bvh import read_bvh
+from charctl.util.errors import CharctlError
 
 GOOD = """HIERARCHY
 ROOT hip
@@ -44,9 +44,12 @@ def test_good_file_parses(tmp_path):
 @pytest.mark.parametrize("mutate,message", [
     (lambda t: t.rsplit("\n", 2)[0] + "\n", r"clip.bvh:\d+: file ends after 1 of 2 frames \(truncated\)"),
     (lambda t: t.replace("1 35 0 0 5 0 20 0 0", "1 35 0 0 5 0 20 0"), r"clip.bvh:20: frame 1 has 8 values"),
-    (lambda t: t.replace("1 35 0 0 5 0 20 0 0", "1 35 0 0 five 0 20 0 0"), r"clip.bvh:20: frame 1: 'five' is not a number"),
-    (lambda t: t.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Wrotation"), r"clip.bvh:9: joint 'knee': unknown channel 'Wrotation'"),
-    (lambda t: t.replace("OFFSET 0 -10 0\n    CHANNELS", "OFFSET 0 x 0\n    CHANNELS"), r"clip.bvh:8: OFFSET: 'x' is not a number"),
+    (lambda t: t.replace("1 35 0 0 5 0 20 0 0", "1 35 0 0 five 0 20 0 0"),
+     r"clip.bvh:20: frame 1: 'five' is not a number"),
+    (lambda t: t.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Wrotation"),
+     r"clip.bvh:9: joint 'knee': unknown channel 'Wrotation'"),
+    (lambda t: t.replace("OFFSET 0 -10 0\n    CHANNELS", "OFFSET 0 x 0\n    CHANNELS"),
+     r"clip.bvh:8: OFFSET: 'x' is not a number"),
     (lambda t: t.split("MOTION")[0], r"clip.bvh:\d+: no MOTION section"),
 ])
 def test_bad_input_names_file_and_line(tmp_path, mutate, message):

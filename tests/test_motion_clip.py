@@ -8,13 +8,12 @@ import pybullet
 import pytest
 from scipy.spatial.transform import Rotation
 
-from charctl.util import rotations as rot
-from charctl.sim.bullet_pose import apply_pose
-from charctl.character.model import load_character
 from charctl.character.kinematics import body_velocities, forward_kinematics
+from charctl.character.model import load_character
 from charctl.motion.bvh import read_bvh, write_bvh
 from charctl.motion.clip import Clip, load_clip
-from charctl.motion.deepmimic import read_deepmimic_motion
+from charctl.sim.bullet_pose import apply_pose
+from charctl.util import rotations as rot
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "deepmimic"
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason="../shared/reference not present")
@@ -67,7 +66,8 @@ def test_shipped_clip_matches_deepmimic_source(character, motion, source):
     for name in names:
         error = np.linalg.norm(pos[:, char.joint_index(name)] - expected[name], axis=-1)
         assert error.max() < tolerance, (name, error.max())
-    assert clip.loop and clip.num_frames == len(json.loads((REFERENCE / "motions" / f"{source}.txt").read_text())["Frames"])
+    frames = json.loads((REFERENCE / "motions" / f"{source}.txt").read_text())["Frames"]
+    assert clip.loop and clip.num_frames == len(frames)
 
 
 @pytest.mark.parametrize("character,motion", [("humanoid", "spinkick"), ("dog", "turn")])

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import charctl.envs  # noqa: F401  (registers the tasks)
-from charctl.util import rotations as rot
 from charctl.character.model import load_character
 from charctl.envs.reference import ReferenceTrack, offset_pose, reference_state
 from charctl.envs.reward import reward_features
 from charctl.motion.clip import load_clip
+from charctl.util import rotations as rot
 
 
 def _expected(character, clip, t, turn, shift):

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from charctl.character.kinematics import forward_kinematics
 from charctl.character.model import load_character
 from charctl.cli import main
-from charctl.util.errors import CharctlError
-from charctl.character.kinematics import forward_kinematics
 from charctl.motion import retarget
+from charctl.util.errors import CharctlError
 from charctl.util.paths import CONFIGS_DIR
 
 REPO = Path(__file__).resolve().parent.parent

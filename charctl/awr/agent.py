@@ -21,7 +21,7 @@ import torch
 from charctl.awr.buffer import EpisodeBuffer, FlatEpisodes
 from charctl.awr.config import AWRConfig
 from charctl.awr.mlp_grad import MLPStepper, categorical_actor_step, critic_step, gaussian_actor_step
-from charctl.awr.policy import Actor, ActionSpec, Critic, NumpyPolicy, ObsNormalizer
+from charctl.awr.policy import ActionSpec, Actor, Critic, NumpyPolicy, ObsNormalizer, actor_loss
 from charctl.awr.returns import lambda_returns
 from charctl.util.errors import CharctlError
 
@@ -132,14 +132,8 @@ class AWRAgent:
         weights_t = torch.from_numpy(weights).to(self.device)
 
         def loss(idx):
-            output = self.actor(obs[idx])
-            value = -(weights_t[idx] * self.actor.log_prob(output, actions[idx])).mean()
-            if not self.action.discrete and config.action_bound_weight:
-                excess = torch.clamp(output - 1.0, min=0.0) + torch.clamp(output + 1.0, max=0.0)
-                value = value + config.action_bound_weight * 0.5 * torch.square(excess).sum(-1).mean()
-            if config.action_l2_weight:
-                value = value + config.action_l2_weight * 0.5 * torch.square(output).sum(-1).mean()
-            return value
+            return actor_loss(self.actor, self.actor(obs[idx]), actions[idx], weights_t[idx],
+                              config.action_bound_weight, config.action_l2_weight)
         return self._autograd_fit(self.actor_optimizer, batches, loss, config.actor_max_grad_norm)
 
     def _autograd_fit(self, optimizer: torch.optim.Optimizer, batches: torch.Tensor, loss_of,

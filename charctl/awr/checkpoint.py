@@ -19,7 +19,7 @@ import torch
 
 from charctl.awr.buffer import Episode, FlatEpisodes, flatten, unflatten
 from charctl.awr.config import build_config
-from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer
+from charctl.awr.policy import ActionSpec, Actor, NumpyPolicy, ObsNormalizer
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
 

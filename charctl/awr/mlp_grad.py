@@ -1,9 +1,10 @@
 """One minibatch step of the AWR losses on a ReLU MLP, gradients written out by hand, in numpy (CPU learner).
 
 Why: the paper's update is 1,200 tiny steps (batch 256, [128, 64]) per 2,048 samples, so per-op overhead, not
-arithmetic, sets its cost. Autograd's graph and torch's per-op dispatch made a Hopper step ~0.97 ms here; the
-same maths as ~25 numpy calls on the parameters' own memory takes ~0.3 ms (docs/benchmarks.md). Checked against
-autograd + torch.optim.SGD step for step in tests/test_awr_units.py; a learner on a GPU uses autograd instead.
+arithmetic, sets its cost: autograd's graph and torch's per-op dispatch cost a few times what the same maths as
+~25 numpy calls on the parameters' own memory does (measured: docs/benchmarks.md). The losses are defined once in
+torch (charctl.awr.policy.actor_loss); these steps are checked against it with autograd + torch.optim.SGD, step
+for step, in tests/test_awr_units.py. A learner on a GPU uses autograd instead.
 
 Parameters and the optimiser's momentum buffers are torch CPU tensors updated in place through numpy views
 (torch's momentum SGD: buf = momentum * buf + grad, p -= lr * buf), so checkpoints are unchanged.

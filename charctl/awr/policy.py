@@ -151,6 +151,20 @@ class Actor(nn.Module):
         return gaussian_log_prob(output, actions, self.action_std)
 
 
+def actor_loss(actor: Actor, output: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
+               bound_weight: float, l2_weight: float) -> torch.Tensor:
+    """AWR's actor loss on a minibatch: -mean(w log pi(a|s)), plus (Box actions) bound_weight * 0.5 mean(|excess|^2)
+    for the mean outside [-1, 1], plus l2_weight * 0.5 mean(|output|^2). The one definition: the CPU learner's
+    hand-written steps (charctl/awr/mlp_grad.py) are tested against it."""
+    loss = -(weights * actor.log_prob(output, actions)).mean()
+    if not actor.action.discrete and bound_weight:
+        excess = torch.clamp(output - 1.0, min=0.0) + torch.clamp(output + 1.0, max=0.0)
+        loss = loss + bound_weight * 0.5 * torch.square(excess).sum(-1).mean()
+    if l2_weight:
+        loss = loss + l2_weight * 0.5 * torch.square(output).sum(-1).mean()
+    return loss
+
+
 def gaussian_log_prob(mean: torch.Tensor, actions: torch.Tensor, std: float) -> torch.Tensor:
     """Log density of a diagonal Gaussian with the same fixed std in every dimension."""
     size = mean.shape[-1]

@@ -27,8 +27,14 @@ from threadpoolctl import threadpool_limits
 
 from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import EpisodeBuffer
-from charctl.awr.checkpoint import (FORMAT, buffer_from_dict, buffer_to_dict, check_primitive, load_checkpoint,
-                                    save_checkpoint)
+from charctl.awr.checkpoint import (
+    FORMAT,
+    buffer_from_dict,
+    buffer_to_dict,
+    check_primitive,
+    load_checkpoint,
+    save_checkpoint,
+)
 from charctl.awr.config import AWRConfig, build_config, config_to_dict
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
@@ -125,8 +131,8 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
     if not path.exists():
         others = sorted(p.name[:-len("-last.pt")] for p in path.parent.glob("*-last.pt"))
         if others:
-            raise CharctlError(f"{path.parent}: holds a run of {', '.join(others)}, not {path.name[:-len('-last.pt')]}; "
-                               "choose another --out")
+            raise CharctlError(f"{path.parent}: holds a run of {', '.join(others)}, "
+                               f"not {path.name[:-len('-last.pt')]}; choose another --out")
         raise CharctlError(f"{path}: no checkpoint to resume from")
     state = load_checkpoint(path)
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
@@ -160,143 +166,196 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     `changes`: with `resume`, AWR settings to change from here on (learning rates, std, clips, ...); each change
     is printed and appended to settings_changes.txt with the iteration it starts at.
     """
-    out_dir = Path(out_dir)
-    name = name or default_name(env_id)
-    last_path, best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
-    env_kwargs = dict(env_kwargs or {})
-    check_primitive(env_kwargs, "env kwargs")
-    state, notes = None, []
-    if resume:
-        state, config, notes = _resume_state(last_path, env_id, env_kwargs, config, changes)
-        dataset = state["dataset"]
-    elif last_path.exists():
-        raise CharctlError(f"{last_path}: a run already exists here; pass --resume to continue it "
-                           "or choose another --out")
-
-    torch.set_num_threads(config.torch_threads)
-    probe = make_env(env_id, env_kwargs)
-    observation_space, action_space, horizon = probe.observation_space, probe.action_space, episode_horizon(probe)
-    probe.close()
-    agent = AWRAgent(observation_space, action_space, config)
-    buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
-    iteration, samples, wall_offset, best = 0, 0, 0.0, None
-
-    if dataset is not None:
-        buffer.add(load_dataset(dataset, observation_space.shape[0], agent.action, env_id))
-        if state is None:  # the whole dataset sets the normaliser, which then stays fixed
-            agent.normalizer.record(buffer.flat().observations)
-            agent.normalizer.update()
-    if state is not None:
-        agent.load_state_dict(state["agent"])  # then the config's optimiser and normaliser settings apply
-        torch.set_rng_state(state["torch_rng"])
-        if dataset is None:
-            buffer.add(buffer_from_dict(state["buffer"]))
-        iteration, samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
-        best = state.get("best_test_return")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
-                                  **config_to_dict(config)}, sort_keys=False)
-    atomic_write_text(out_dir / "config.yaml", config_text)
-    if notes:
-        line = f"iteration {iteration} ({samples} samples): {'; '.join(notes)}\n"
-        history = out_dir / "settings_changes.txt"
-        atomic_write_text(history, (history.read_text() if history.exists() else "") + line)
-        print(f"{name}: resuming with {'; '.join(notes)}")
-    log = ProgressLog(out_dir / "progress.csv", iteration, state.get("last_row") if state else None)
-    writer = _tensorboard(out_dir, purge_step=samples)
-    result = TrainResult(out_dir=out_dir, name=name, iteration=iteration, samples=samples, best_test_return=best)
-    rollouts = None
-    from tqdm import tqdm
-    bar = tqdm(total=config.samples, initial=min(samples, config.samples), unit="samples", disable=not progress,
-               dynamic_ncols=True, desc=name)
-    start = time.perf_counter() - wall_offset
-    # numpy's BLAS too (the minibatch steps run in numpy): with its default of a thread per core it spun against
-    # the rollout workers and made each step 4-5x slower (docs/benchmarks.md)
-    blas_limits = threadpool_limits(limits=config.torch_threads, user_api="blas")
+    run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes)
     try:
-        need_env = dataset is None or config.eval_episodes > 0
-        rollouts = make_rollouts(env_id, env_kwargs, config, ray_address, bar.write) if need_env else None
-        while samples < config.samples:
-            t0 = time.perf_counter()
-            restarts_before = rollouts.restarts if rollouts is not None else 0
-            row: dict = {"iteration": iteration}
-            if dataset is None:
-                episodes = rollouts.collect(agent.policy(), config.samples_per_iter, iteration)
-                new_samples = sum(len(e) for e in episodes)
-                if config.on_policy:
-                    buffer.clear()
-                buffer.add(episodes)
-                seen = samples
-                for episode in episodes:  # the reference records whole episodes until the sample limit
-                    if seen < config.normalizer_samples:
-                        agent.normalizer.record(episode.observations)
-                        agent.normalizer.record(episode.final_observation)
-                    seen += len(episode)
-                if iteration == 0:
-                    agent.normalizer.update()
-                returns = np.array([e.total_reward for e in episodes])
-                row.update(train_return=float(np.mean(returns)), train_episodes=len(episodes),
-                           train_episode_length=new_samples / len(episodes))
-                if horizon:
-                    row["train_normalized_return"] = float(np.mean(returns)) / horizon
-            else:
-                new_samples = config.samples_per_iter
-            t1 = time.perf_counter()
-            stats = agent.update(buffer, new_samples)
-            agent.normalizer.update()  # folds in this iteration's records (no-op once frozen)
-            samples += new_samples
-            t2 = time.perf_counter()
-
-            last = samples >= config.samples
-            evaluated = config.eval_episodes > 0 and (
-                (config.eval_every > 0 and iteration % config.eval_every == 0) or last)
-            if evaluated:
-                test_returns, test_lengths = rollouts.evaluate(agent.policy(), config.eval_episodes)
-                row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
-                           test_episode_length=float(np.mean(test_lengths)))
-                if horizon:
-                    row["test_normalized_return"] = row["test_return"] / horizon
-                result.test_returns.append((samples, row["test_return"]))
-            t3 = time.perf_counter()
-
-            iteration += 1
-            row.update(stats)
-            row["worker_restarts"] = (rollouts.restarts if rollouts is not None else 0) - restarts_before
-            row.update(samples=samples, wall_time=t3 - start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
-                       eval_seconds=t3 - t2, samples_per_second=new_samples / (t3 - t0) if dataset is None else None)
-            improved = evaluated and (best is None or row["test_return"] > best)
-            if improved:
-                best = result.best_test_return = row["test_return"]
-            row = {k: _fmt(v) for k, v in row.items()}
-            checkpoint = {
-                "format": FORMAT, "env_id": env_id, "env_kwargs": env_kwargs, "config": config_to_dict(config),
-                "observation_size": int(observation_space.shape[0]), "action": agent.action.to_dict(),
-                "iteration": iteration, "samples": samples, "wall_time": t3 - start,
-                "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(), "best_test_return": best,
-                "buffer": buffer_to_dict(buffer.episodes()) if dataset is None and config.checkpoint_buffer else None,
-                "dataset": _path_str(dataset), "last_row": row,
-            }
-            if improved:  # the best policy first: a kill between the two writes never loses it
-                save_checkpoint(best_path, {**checkpoint, "buffer": None})
-            save_checkpoint(last_path, checkpoint)
-            row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
-            log.append(row)
-            for key in COLUMNS[3:]:
-                if row.get(key):
-                    writer.add_scalar(f"awr/{key}", float(row[key]), samples)
-            bar.update(min(samples, config.samples) - bar.n)
-            bar.set_postfix(_postfix(row, result, horizon), refresh=False)
-            result.iteration, result.samples = iteration, samples
+        run.open_rollouts(ray_address)
+        while run.samples < run.config.samples:
+            run.iterate()
     except KeyboardInterrupt:
-        result.interrupted = True
+        run.result.interrupted = True
     finally:
-        bar.close()
-        writer.close()
-        if rollouts is not None:
-            rollouts.close()
-        blas_limits.restore_original_limits()
-    return result
+        run.close()
+    return run.result
+
+
+class _Run:
+    """One training run's state; `iterate` is one iteration, a sequence of named steps."""
+
+    def __init__(self, env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: Path, resume: bool,
+                 dataset: str | Path | None, progress: bool, name: str | None, changes: dict | None):
+        self.env_id, self.out_dir = env_id, out_dir
+        self.name = name = name or default_name(env_id)
+        self.last_path, self.best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
+        self.env_kwargs = env_kwargs = dict(env_kwargs or {})
+        check_primitive(env_kwargs, "env kwargs")
+        state, notes = None, []
+        if resume:
+            state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, config, changes)
+            dataset = state["dataset"]
+        elif self.last_path.exists():
+            raise CharctlError(f"{self.last_path}: a run already exists here; pass --resume to continue it "
+                               "or choose another --out")
+        self.config, self.dataset = config, dataset
+
+        torch.set_num_threads(config.torch_threads)
+        probe = make_env(env_id, env_kwargs)
+        self.observation_space, action_space, self.horizon = (probe.observation_space, probe.action_space,
+                                                              episode_horizon(probe))
+        probe.close()
+        self.agent = agent = AWRAgent(self.observation_space, action_space, config)
+        self.buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
+        self.iteration, self.samples, wall_offset, self.best = 0, 0, 0.0, None
+        if dataset is not None:
+            self.buffer.add(load_dataset(dataset, self.observation_space.shape[0], agent.action, env_id))
+            if state is None:  # the whole dataset sets the normaliser, which then stays fixed
+                agent.normalizer.record(self.buffer.flat().observations)
+                agent.normalizer.update()
+        if state is not None:
+            agent.load_state_dict(state["agent"])  # then the config's optimiser and normaliser settings apply
+            torch.set_rng_state(state["torch_rng"])
+            if dataset is None:
+                self.buffer.add(buffer_from_dict(state["buffer"]))
+            self.iteration, self.samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
+            self.best = state.get("best_test_return")
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
+                                      **config_to_dict(config)}, sort_keys=False)
+        atomic_write_text(out_dir / "config.yaml", config_text)
+        if notes:
+            line = f"iteration {self.iteration} ({self.samples} samples): {'; '.join(notes)}\n"
+            history = out_dir / "settings_changes.txt"
+            atomic_write_text(history, (history.read_text() if history.exists() else "") + line)
+            print(f"{name}: resuming with {'; '.join(notes)}")
+        self.log = ProgressLog(out_dir / "progress.csv", self.iteration, state.get("last_row") if state else None)
+        self.writer = _tensorboard(out_dir, purge_step=self.samples)
+        self.result = TrainResult(out_dir=out_dir, name=name, iteration=self.iteration, samples=self.samples,
+                                  best_test_return=self.best)
+        self.rollouts = None
+        from tqdm import tqdm
+        self.bar = tqdm(total=config.samples, initial=min(self.samples, config.samples), unit="samples",
+                        disable=not progress, dynamic_ncols=True, desc=name)
+        self.start = time.perf_counter() - wall_offset
+        # numpy's BLAS too (the minibatch steps run in numpy): with its default of a thread per core it spun against
+        # the rollout workers and made each step 4-5x slower (docs/benchmarks.md)
+        self.blas_limits = threadpool_limits(limits=config.torch_threads, user_api="blas")
+
+    def open_rollouts(self, ray_address: str | None) -> None:
+        if self.dataset is None or self.config.eval_episodes > 0:
+            self.rollouts = make_rollouts(self.env_id, self.env_kwargs, self.config, ray_address, self.bar.write)
+
+    def iterate(self) -> None:
+        """One iteration: collect, update, test, checkpoint, log."""
+        t0 = time.perf_counter()
+        restarts_before = self.rollouts.restarts if self.rollouts is not None else 0
+        row: dict = {"iteration": self.iteration}
+        new_samples = self.collect(row)
+        t1 = time.perf_counter()
+        stats = self.update(new_samples)
+        t2 = time.perf_counter()
+        evaluated = self.test(row)
+        t3 = time.perf_counter()
+
+        self.iteration += 1
+        row.update(stats)
+        row["worker_restarts"] = (self.rollouts.restarts if self.rollouts is not None else 0) - restarts_before
+        row.update(samples=self.samples, wall_time=t3 - self.start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
+                   eval_seconds=t3 - t2,
+                   samples_per_second=new_samples / (t3 - t0) if self.dataset is None else None)
+        improved = evaluated and (self.best is None or row["test_return"] > self.best)
+        if improved:
+            self.best = self.result.best_test_return = row["test_return"]
+        row = {k: _fmt(v) for k, v in row.items()}
+        self.save_checkpoints(self.checkpoint(row, wall_time=t3 - self.start), improved)
+        row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
+        self.log_row(row)
+        self.result.iteration, self.result.samples = self.iteration, self.samples
+
+    def collect(self, row: dict) -> int:
+        """New episodes into the replay buffer (none from a static dataset); returns the new sample count."""
+        config = self.config
+        if self.dataset is not None:
+            return config.samples_per_iter
+        episodes = self.rollouts.collect(self.agent.policy(), config.samples_per_iter, self.iteration)
+        new_samples = sum(len(e) for e in episodes)
+        if config.on_policy:
+            self.buffer.clear()
+        self.buffer.add(episodes)
+        self.record_observations(episodes)
+        returns = np.array([e.total_reward for e in episodes])
+        row.update(train_return=float(np.mean(returns)), train_episodes=len(episodes),
+                   train_episode_length=new_samples / len(episodes))
+        if self.horizon:
+            row["train_normalized_return"] = float(np.mean(returns)) / self.horizon
+        return new_samples
+
+    def record_observations(self, episodes: list) -> None:
+        """The observation normaliser sees whole episodes until `normalizer_samples`, then stays frozen (as the
+        reference records); its first statistics are set from the first iteration, before any update."""
+        seen = self.samples
+        for episode in episodes:
+            if seen < self.config.normalizer_samples:
+                self.agent.normalizer.record(episode.observations)
+                self.agent.normalizer.record(episode.final_observation)
+            seen += len(episode)
+        if self.iteration == 0:
+            self.agent.normalizer.update()
+
+    def update(self, new_samples: int) -> dict:
+        """One AWR update on the buffer, then the normaliser folds in this iteration's records (no-op once frozen)."""
+        stats = self.agent.update(self.buffer, new_samples)
+        self.agent.normalizer.update()
+        self.samples += new_samples
+        return stats
+
+    def test(self, row: dict) -> bool:
+        """Deterministic test episodes every `eval_every` iterations and at the end; whether they ran."""
+        config = self.config
+        last = self.samples >= config.samples
+        evaluated = config.eval_episodes > 0 and (
+            (config.eval_every > 0 and self.iteration % config.eval_every == 0) or last)
+        if evaluated:
+            test_returns, test_lengths = self.rollouts.evaluate(self.agent.policy(), config.eval_episodes)
+            row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
+                       test_episode_length=float(np.mean(test_lengths)))
+            if self.horizon:
+                row["test_normalized_return"] = row["test_return"] / self.horizon
+            self.result.test_returns.append((self.samples, row["test_return"]))
+        return evaluated
+
+    def checkpoint(self, row: dict, wall_time: float) -> dict:
+        """Everything to resume the run or play its policy (charctl/awr/checkpoint.py lists the contents)."""
+        config, agent = self.config, self.agent
+        keep_buffer = self.dataset is None and config.checkpoint_buffer
+        return {
+            "format": FORMAT, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "config": config_to_dict(config),
+            "observation_size": int(self.observation_space.shape[0]), "action": agent.action.to_dict(),
+            "iteration": self.iteration, "samples": self.samples, "wall_time": wall_time,
+            "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(), "best_test_return": self.best,
+            "buffer": buffer_to_dict(self.buffer.episodes()) if keep_buffer else None,
+            "dataset": _path_str(self.dataset), "last_row": row,
+        }
+
+    def save_checkpoints(self, checkpoint: dict, improved: bool) -> None:
+        if improved:  # the best policy first: a kill between the two writes never loses it
+            save_checkpoint(self.best_path, {**checkpoint, "buffer": None})
+        save_checkpoint(self.last_path, checkpoint)
+
+    def log_row(self, row: dict) -> None:
+        """progress.csv, TensorBoard and the progress bar."""
+        self.log.append(row)
+        for key in COLUMNS[3:]:
+            if row.get(key):
+                self.writer.add_scalar(f"awr/{key}", float(row[key]), self.samples)
+        self.bar.update(min(self.samples, self.config.samples) - self.bar.n)
+        self.bar.set_postfix(_postfix(row, self.result, self.horizon), refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+        if self.rollouts is not None:
+            self.rollouts.close()
+        self.blas_limits.restore_original_limits()
 
 
 def make_rollouts(env_id: str, env_kwargs: dict, config: AWRConfig, ray_address: str | None, log):

@@ -28,8 +28,8 @@ def run(args) -> int:
 
     from charctl.awr.dataset import save_dataset
     from charctl.awr.rollout import Rollouts
-    from charctl.util.errors import CharctlError
     from charctl.play.policy_file import open_policy
+    from charctl.util.errors import CharctlError
 
     if args.samples < 1:
         raise CharctlError(f"--samples must be at least 1, not {args.samples}")

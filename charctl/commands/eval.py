@@ -30,11 +30,26 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
+    _check_arguments(args)
+    env, name, header, task = _open(args)
+    try:
+        result, baseline = _evaluate(args, env, task, name)
+    finally:
+        env.close()
+    summary = {**header, **result.summary()}
+    if baseline is not None:
+        from charctl.play.evaluation import paired_comparison
 
+        summary.update(baseline=baseline.summary(), comparison=paired_comparison(result, baseline))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, name, "reference PD, no policy" if task is None else f"{task.samples} training samples")
+    return 0
+
+
+def _check_arguments(args) -> None:
     from charctl.util.errors import CharctlError
-    from charctl.play.evaluation import evaluate, evaluate_reference_pd, paired_comparison
-    from charctl.play.policy_file import open_policy
 
     if args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
@@ -42,51 +57,60 @@ def run(args) -> int:
         raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
     if args.baseline and args.reference is not None:
         raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
+
+
+def _open(args):
+    """(env, name, the JSON header, the policy file or None for --reference)."""
+    from charctl.util.errors import CharctlError
+
     if args.reference is not None:
         from charctl.awr.rollout import make_env
         from charctl.character.model import load_character
         from charctl.motion.clip import load_clip
 
-        character = load_character(args.reference[0])
-        load_clip(character, args.reference[1])
-        env = make_env("charctl/Imitate-v0", {"character": character.name, "motion": args.reference[1]})
-        name, header = f"{character.name}_{args.reference[1]}", {"reference_pd": True}
-        header.update(character=character.name, motion=args.reference[1])
-    else:
-        task = open_policy(args.checkpoint)
-        if args.baseline and not task.is_imitation:
-            raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
-        env = task.make_env()
-        name = task.name
-        header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
-                  "deterministic": not args.stochastic}
-    try:
-        with tqdm(total=args.episodes * (2 if args.baseline else 1), unit="episode", disable=args.json,
-                  desc=name) as bar:
-            progress = lambda n: bar.update(1)  # noqa: E731
-            if args.reference is not None:
-                result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
-            else:
-                result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
-                                  progress=progress)
-            if args.baseline:
-                baseline = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
-    finally:
-        env.close()
-    summary = {**header, **result.summary()}
-    if args.baseline:
-        summary.update(baseline=baseline.summary(), comparison=paired_comparison(result, baseline))
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    source = "reference PD, no policy" if args.reference else f"{task.samples} training samples"
-    print(f"{name} ({source}), {summary['episodes']} episodes: "
-          f"return {summary['mean_return']:.2f} +- {summary['std_return']:.2f}, mean length {summary['mean_length']:.0f}")
+        character, motion = load_character(args.reference[0]), args.reference[1]
+        load_clip(character, motion)
+        env = make_env("charctl/Imitate-v0", {"character": character.name, "motion": motion})
+        header = {"reference_pd": True, "character": character.name, "motion": motion}
+        return env, f"{character.name}_{motion}", header, None
+    from charctl.play.policy_file import open_policy
+
+    task = open_policy(args.checkpoint)
+    if args.baseline and not task.is_imitation:
+        raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
+    header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
+              "deterministic": not args.stochastic}
+    return task.make_env(), task.name, header, task
+
+
+def _evaluate(args, env, task, name):
+    """(the policy's result, or the reference's with --reference; the baseline's with --baseline, else None)."""
+    from tqdm import tqdm
+
+    from charctl.play.evaluation import evaluate, evaluate_reference_pd
+
+    baseline = None
+    with tqdm(total=args.episodes * (2 if args.baseline else 1), unit="episode", disable=args.json,
+              desc=name) as bar:
+        progress = lambda n: bar.update(1)  # noqa: E731
+        if task is None:
+            result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
+        else:
+            result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
+                              progress=progress)
+        if args.baseline:
+            baseline = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
+    return result, baseline
+
+
+def _print_summary(summary: dict, name: str, source: str) -> None:
+    print(f"{name} ({source}), {summary['episodes']} episodes: return {summary['mean_return']:.2f} +- "
+          f"{summary['std_return']:.2f}, mean length {summary['mean_length']:.0f}")
     if "normalized_return" in summary:
         print(f"normalised return {summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f}, "
               f"fall rate {summary['fall_rate']:.2f}")
         print("reward terms (mean per step): " + ", ".join(f"{k} {v:.3f}" for k, v in summary["reward_terms"].items()))
-    if args.baseline:
+    if "baseline" in summary:
         base, comp = summary["baseline"], summary["comparison"]
         low, high = comp["gain_ci95"]
         ratio = f"{comp['ratio']:.2f}x" if comp["ratio"] is not None else "n/a"
@@ -95,4 +119,3 @@ def run(args) -> int:
         print(f"policy - reference, start by start: {comp['mean_gain']:+.4f} (95% CI {low:+.4f} to {high:+.4f}), "
               f"{ratio}; better from {comp['wins']} of {base['episodes']} starts, worse from {comp['losses']} "
               f"(sign test p = {comp['sign_test_p']:.2g})")
-    return 0

@@ -45,9 +45,9 @@ def check_display() -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from charctl.util.errors import CharctlError
     from charctl.play.playback import Player, record, run_gui
     from charctl.play.policy_file import open_policy
+    from charctl.util.errors import CharctlError
 
     if args.record is not None and args.record.suffix.lower() not in (".mp4", ".gif"):
         raise CharctlError(f"--record {args.record}: videos are .mp4 or .gif")
@@ -88,8 +88,8 @@ def play_gym_task(task, args) -> int:
 
     from tqdm import tqdm
 
-    from charctl.util.errors import CharctlError
     from charctl.play.playback import play_gym
+    from charctl.util.errors import CharctlError
 
     if args.record is not None and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders offscreen without a display

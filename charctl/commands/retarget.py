@@ -35,8 +35,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from charctl.character.model import load_character
-    from charctl.util.errors import CharctlError
     from charctl.motion import retarget
+    from charctl.util.errors import CharctlError
     from charctl.util.paths import MOTIONS_DIR
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", args.name):

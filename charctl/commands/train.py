@@ -11,13 +11,13 @@ ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, ot
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train a policy with AWR on an imitation task or a gymnasium task",
-        description="Train a policy with Advantage-Weighted Regression. AWR settings: the defaults (AWRConfig in charctl/awr/config.py), then "
-        "configs/awr/imitation/CHARACTER.yaml (its clips: section per motion) or configs/awr/gym/ENV_ID.yaml, then "
-        "--config FILE, then --set key=value; '--set env.KEY=VALUE' changes an imitation env setting "
-        "(configs/env/). The run directory gets NAME.pt (the best policy by evaluation), NAME-last.pt (written "
-        "every iteration; --resume continues from it, and --set with --resume changes a setting from there on, "
-        "recorded in settings_changes.txt), progress.csv, config.yaml and tb/ (TensorBoard). "
-        "Ctrl-C stops cleanly; the last finished iteration is kept.",
+        description="Train a policy with Advantage-Weighted Regression. AWR settings: the defaults (AWRConfig "
+        "in charctl/awr/config.py), then configs/awr/imitation/CHARACTER.yaml (its clips: section per motion) or "
+        "configs/awr/gym/ENV_ID.yaml, then --config FILE, then --set key=value; '--set env.KEY=VALUE' changes an "
+        "imitation env setting (configs/env/). The run directory gets NAME.pt (the best policy by evaluation), "
+        "NAME-last.pt (written every iteration; --resume continues from it, and --set with --resume changes a "
+        "setting from there on, recorded in settings_changes.txt), progress.csv, config.yaml and tb/ "
+        "(TensorBoard). Ctrl-C stops cleanly; the last finished iteration is kept.",
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
@@ -32,7 +32,8 @@ def register(subparsers) -> None:
                         "a gymnasium env id, e.g. Hopper-v5")
     parser.add_argument("--samples", type=int, help="environment samples to train on (default: config, 1M)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, help="rollout worker processes (default: the config's; 2 for imitation, 1 for Gym tasks as the reference; 0: in-process)")
+    parser.add_argument("--workers", type=int, help="rollout worker processes (default: the config's; 2 for "
+                        "imitation, 1 for Gym tasks as the reference; 0: in-process)")
     parser.add_argument("--out", help="run directory (default runs/NAME-sSEED; NAME = CHARACTER_MOTION or ENV_ID)")
     parser.add_argument("--config", help="YAML file with AWR settings to apply over the defaults")
     parser.add_argument("--dataset", help="train from a static .npz dataset without stepping the env "

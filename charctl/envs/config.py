@@ -1,5 +1,6 @@
-"""Typed environment settings: the dataclasses' defaults (DeepMimic's where it has them), then configs/env/<character>.yaml,
-then its `clips:` section for the clip, then the `config` mapping given to gymnasium.make.
+"""Typed environment settings: the dataclasses' defaults (DeepMimic's where it has them), then
+configs/env/<character>.yaml, then its `clips:` section for the clip, then the `config` mapping given to
+gymnasium.make.
 
 The dataclasses below are the one place the defaults are written: the YAML files hold only what differs.
 """
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from charctl.sim.simulation import SimConfig
 from charctl.util.fileio import read_yaml_mapping
 from charctl.util.paths import CONFIGS_DIR
-from charctl.sim.simulation import SimConfig
 from charctl.util.typed_config import checked_fields
 
 

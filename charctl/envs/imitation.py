@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
-from charctl.util import rotations as rot
 from charctl.character.layout import joint_layout
 from charctl.character.model import load_character
+from charctl.character.pose import Pose
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.envs.reference import ReferenceTrack
 from charctl.envs.reward import TERMS, feature_terms, reward_features, total_reward
 from charctl.motion.clip import load_clip
-from charctl.character.pose import Pose
-from charctl.sim.simulation import Simulation, SimState
+from charctl.sim.simulation import SimState, Simulation
+from charctl.util import rotations as rot
 
 MAX_SPEED = 100.0  # m/s or rad/s: beyond this the simulation has blown up
 

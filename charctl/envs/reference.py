@@ -4,24 +4,22 @@ track of reference states an imitation episode follows.
 An episode asks for the reference at its control times start + k dt only (reward, PD target velocities,
 drivers that take their targets from the clip). `ReferenceTrack` evaluates exactly clip.sample(t) and
 reference_state there, for a chunk of upcoming steps in one batch: on a single pose numpy's per-call cost
-dominates (~0.4 ms for the humanoid), in a batch of 32 it is a few microseconds per step. Interpolating
-states cached at the clip's frames would be cheaper still but is not exact: interpolated end-effector
-positions and COM velocities put the humanoid's spinkick end-effector term as low as 0.9987 and the
-cartwheel's COM term at 0.75 on a character set exactly to the reference pose (0.08 and 0.93 across the
-clips' jumpy last frame intervals), so a perfect imitation would not score 1.
+dominates, in a batch it is a few microseconds per step. Interpolating states cached at the clip's frames
+would be cheaper still but is not exact: a character set exactly to the reference pose would not score 1
+(the measurements: docs/benchmarks.md, "Imitation environment").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from charctl.character.model import Character
-from charctl.envs.reward import RewardFeatures, features_from_arrays, reward_features
 from charctl.character.kinematics import body_kinematics
-from charctl.motion.clip import Clip
+from charctl.character.model import Character
 from charctl.character.pose import Pose
-from charctl.util.rotations import IDENTITY, quat_from_matrix, quat_mul, quat_rotate
+from charctl.envs.reward import RewardFeatures, features_from_arrays, reward_features
+from charctl.motion.clip import Clip
 from charctl.sim.simulation import SimState
+from charctl.util.rotations import IDENTITY, quat_from_matrix, quat_mul, quat_rotate
 
 CHUNK = 32  # control steps evaluated together: ~1 s at 30 Hz
 FIRST_CHUNK_MIN = 8

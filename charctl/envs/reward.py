@@ -16,8 +16,8 @@ import numpy as np
 
 from charctl.character.model import Character
 from charctl.envs.config import RewardConfig
-from charctl.util.rotations import heading_matrix, quat_diff_angle, quat_mul, quat_to_matrix
 from charctl.sim.simulation import SimState
+from charctl.util.rotations import heading_matrix, quat_diff_angle, quat_mul, quat_to_matrix
 
 TERMS = ("pose", "velocity", "end_effector", "root", "com")
 

@@ -157,7 +157,8 @@ def _read_motion(path: Path, lines: list[str], motion_line: int, joints: list[Bv
         n = data_lines[f]
         values = lines[n].split()
         if len(values) != width:
-            raise CharctlError(f"{path}:{n + 1}: frame {f} has {len(values)} values, the hierarchy has {width} channels")
+            raise CharctlError(f"{path}:{n + 1}: frame {f} has {len(values)} values, "
+                               f"the hierarchy has {width} channels")
         try:
             motion[f] = [float(v) for v in values]
         except ValueError:

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from charctl.util import rotations as rot
 from charctl.character.layout import hinge_angle, hinge_quat
 from charctl.character.model import Character, load_character
+from charctl.character.pose import Pose
+from charctl.motion.bvh import Bvh, BvhJoint, read_bvh, write_bvh
+from charctl.util import rotations as rot
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
-from charctl.motion.bvh import Bvh, BvhJoint, read_bvh, write_bvh
 from charctl.util.paths import MOTIONS_DIR
-from charctl.character.pose import Pose
 
 BALL_CHANNELS = ["Zrotation", "Yrotation", "Xrotation"]
 ROOT_CHANNELS = ["Xposition", "Yposition", "Zposition"] + BALL_CHANNELS
@@ -100,7 +100,9 @@ class Clip:
 
     def phase(self, t: np.ndarray | float) -> np.ndarray:
         """Position in the clip in [0, 1)."""
-        return np.mod(np.asarray(t, dtype=np.float64) / self.duration, 1.0) if self.duration > 0 else np.zeros(np.shape(t))
+        if self.duration <= 0:
+            return np.zeros(np.shape(t))
+        return np.mod(np.asarray(t, dtype=np.float64) / self.duration, 1.0)
 
     def sample(self, t: np.ndarray | float, velocities: bool = True) -> Pose:
         """The clip's pose (and its velocities) at time(s) t in seconds; t may be an array."""

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from charctl.util import rotations as rot
 from charctl.character.layout import hinge_quat
 from charctl.character.model import Character
-from charctl.util.errors import CharctlError
 from charctl.motion.clip import Clip
+from charctl.util import rotations as rot
+from charctl.util.errors import CharctlError
 
 COLUMNS = {"spherical": 4, "revolute": 1, "fixed": 0}
 
@@ -39,7 +39,8 @@ def read_deepmimic_motion(path: str | Path, character: Character, name: str | No
     if not character.deepmimic_joints:
         raise CharctlError(f"{character.urdf_path.with_suffix('.yaml')}: character '{character.name}' has no "
                            f"deepmimic_joints list, so DeepMimic rows cannot be mapped onto it")
-    layout = [(character.joint_index(n), character.joints[character.joint_index(n)]) for n in character.deepmimic_joints]
+    rows_joints = [character.joint_index(n) for n in character.deepmimic_joints]
+    layout = [(index, character.joints[index]) for index in rows_joints]
     width = 8 + sum(COLUMNS[j.kind] for _, j in layout)
     frames = data["Frames"]
     if not frames:

@@ -9,7 +9,8 @@ Readable top to bottom:
 3. `transfer`: each mapped target joint takes its source joint's global rest-relative rotation; a limb
    bone is corrected once by the shortest arc turning its rest direction into the source's (T-pose arms
    onto arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, hinges
-   projected onto their axis and clamped to limits (children compensate, keeping their global rotations).
+   reduced to their twist about their axis and clamped to limits (children compensate, keeping their global
+   rotations).
    Root translation is scaled by the ratio of leg lengths (root height over the feet at rest).
 4. `resample` to the character's frame rate (slerp), `enforce_limits` again.
 5. `ground`: lift or lower the root per frame so the lowest foot in contact sits at height 0 and no
@@ -26,14 +27,14 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
+from charctl.character.kinematics import forward_kinematics
 from charctl.character.layout import hinge_twist
 from charctl.character.model import Character
-from charctl.util.errors import CharctlError
-from charctl.util.typed_config import build
-from charctl.character.kinematics import forward_kinematics
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
+from charctl.util.errors import CharctlError
 from charctl.util.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
+from charctl.util.typed_config import build
 
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
 
@@ -444,7 +445,7 @@ def resample(motion: TargetMotion, fps: float) -> TargetMotion:
 
 
 def enforce_limits(character: Character, motion: TargetMotion, clamp_ball_joints: bool) -> TargetMotion:
-    """Re-apply hinge projection and clamps after resampling (slerp can step a hair outside a box limit)."""
+    """Re-apply the hinge twist and clamps after resampling (slerp can step a hair outside a box limit)."""
     joint_rot = motion.joint_rot.copy()
     for k, joint in enumerate(character.joints[1:], start=1):
         joint_rot[:, k] = limit_joint(joint, Rotation.from_quat(joint_rot[:, k]), clamp_ball_joints).as_quat()

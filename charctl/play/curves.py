@@ -70,7 +70,8 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
         groups.setdefault(run.task, []).append(run)
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), constrained_layout=True,
                              squeeze=False)
-    for row, ((task, members), color) in enumerate(zip(groups.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10)):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10
+    for row, ((task, members), color) in enumerate(zip(groups.items(), colors)):
         ylabel = "normalised return" if members[0].normalized else "test return"
         for ax, x, scale, xlabel in ((axes[row, 0], "samples", 1e6, "samples (millions)"),
                                      (axes[row, 1], "wall_time", 60.0, "wall time (minutes)")):

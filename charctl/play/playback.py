@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet
 
-from charctl.sim.bullet_pose import apply_pose
 from charctl.character.model import Character
 from charctl.character.pose import Pose
+from charctl.sim.bullet_pose import apply_pose
 
 GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
 

@@ -9,11 +9,11 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-from charctl.sim.bullet_pose import apply_pose
 from charctl.character.model import Character
+from charctl.character.pose import Pose
+from charctl.sim.bullet_pose import apply_pose
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
-from charctl.character.pose import Pose
 
 
 @dataclass

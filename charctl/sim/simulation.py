@@ -2,9 +2,9 @@
 
 All PyBullet calls of the environment live here (and in charctl/sim/bullet_pose.py for setting poses).
 PyBullet's STABLE_PD_CONTROL computes its torques when the command is sent and applies them for one physics
-step only (measured: sending targets once per 8-substep control step halves the time the humanoid stays up
-tracking its clip, 0.40 s vs 0.82 s), so the targets are built once per control step and re-sent before
-every substep.
+step only (sending targets once per control step halves the time the humanoid stays up tracking its clip:
+docs/benchmarks.md, "Imitation environment"), so the targets are built once per control step and re-sent
+before every substep.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-from charctl.sim.bullet_pose import apply_pose
 from charctl.character.layout import JointLayout, joint_layout
 from charctl.character.model import Character
 from charctl.character.pose import Pose
+from charctl.sim.bullet_pose import apply_pose
 from charctl.util.rotations import canonical
 
 
@@ -118,8 +118,9 @@ class Simulation:
     def _disable_default_motors(self) -> None:
         p = dict(physicsClientId=self.client)
         for i in self.layout.balls:
-            pybullet.setJointMotorControlMultiDof(self.body, i - 1, pybullet.POSITION_CONTROL, targetPosition=[0, 0, 0, 1],
-                                                  positionGain=0, velocityGain=1, force=[0, 0, 0], **p)
+            pybullet.setJointMotorControlMultiDof(self.body, i - 1, pybullet.POSITION_CONTROL,
+                                                  targetPosition=[0, 0, 0, 1], positionGain=0, velocityGain=1,
+                                                  force=[0, 0, 0], **p)
         for i in self.layout.hinges:
             pybullet.setJointMotorControl2(self.body, i - 1, pybullet.VELOCITY_CONTROL, force=0, **p)
 
