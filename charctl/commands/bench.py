@@ -1,30 +1,52 @@
-"""`charctl bench env CHARACTER MOTION`: environment speed beside the raw physics rate, measured in one run."""
+"""`charctl bench env CHARACTER MOTION`: environment speed beside the raw physics rate, measured in one run.
+`charctl bench learn CHARACTER MOTION`: return per sample of a training variant beside others (charctl/bench/learn.py)."""
 
 import argparse
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure environment speed (control steps/s) against raw PyBullet physics",
-        description="Control steps per second of the imitation env in one process (time spent in env.step and "
+        "bench", help="measure environment speed (env) or return per sample of training variants (learn)",
+        description="env: control steps per second of the imitation env in one process (time spent in env.step and "
         "env.reset; the driver that asks for the reference's next pose, standing in for a policy, is not counted), "
         "the raw PyBullet physics rate for the same character at the same substeps and PD mode (stable PD re-sent "
         "each substep and the state read, nothing else), their ratio, optionally pybullet's own DeepMimic port "
-        "driven the same way (humanoid clips), and samples/s with worker processes.",
-        epilog="example: charctl bench env humanoid spinkick --seconds 5 --workers 2 --peer",
+        "driven the same way (humanoid clips), and samples/s with worker processes. "
+        "learn: trains a variant (--name, its settings with --set) with each seed to fixed sample marks, "
+        "evaluates the policy at every mark on held-out starts as `charctl eval` does, and writes OUT/learn.csv and "
+        "OUT/learn.png with every variant in OUT beside the no-policy baseline. Rerun the same command to continue "
+        "after an interruption: finished marks are kept.",
+        epilog="example: charctl bench env humanoid spinkick --seconds 5 --workers 2 --peer\n"
+               "         charctl bench learn dog trot --name default --samples 500000 --seeds 2 --out bench/trot\n"
+               "         charctl bench learn dog trot --name pose-term --set env.pose_termination_distance=0.5 "
+               "--samples 500000 --seeds 2 --out bench/trot",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["env"], help="what to measure")
+    parser.add_argument("what", choices=["env", "learn"], help="what to measure")
     parser.add_argument("character")
     parser.add_argument("motion")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement (default 5)")
-    parser.add_argument("--workers", type=int, default=0, help="also measure samples/s with N worker processes")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="env: also measure samples/s with N worker processes; learn: rollout workers "
+                        "(default: the task's config)")
     parser.add_argument("--peer", action="store_true",
                         help="also measure pybullet's DeepMimic port (pybullet_envs.deep_mimic) on the same clip")
+    learn = parser.add_argument_group("learn")
+    learn.add_argument("--name", help="the variant's name (a folder in --out)")
+    learn.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                       help="a setting of the variant, as for charctl train (repeatable)")
+    learn.add_argument("--samples", type=int, default=500_000, help="training samples per seed (default 500000)")
+    learn.add_argument("--every", type=int, default=None,
+                       help="samples between evaluation marks (default: --samples / 5)")
+    learn.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    learn.add_argument("--episodes", type=int, default=16, help="held-out evaluation episodes per mark (default 16)")
+    learn.add_argument("--out", help="folder holding the variants (default bench/CHARACTER_MOTION)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.what == "learn":
+        return run_learn(args)
     import gymnasium as gym
 
     import charctl.envs  # noqa: F401
@@ -56,4 +78,44 @@ def run(args) -> int:
     if args.workers:
         samples = vector_rate(args.character, args.motion, args.workers, args.seconds)
         print(f"  samples/s with {args.workers} workers:    {samples:8.1f}")
+    return 0
+
+
+def run_learn(args) -> int:
+    from pathlib import Path
+
+    from charctl.bench import learn as bench_learn
+    from charctl.awr.config import parse_overrides
+    from charctl.character.model import load_character
+    from charctl.util.errors import CharctlError
+    from charctl.motion.clip import load_clip
+
+    if not args.name:
+        raise CharctlError("bench learn: name the variant with --name (e.g. --name default)")
+    if "/" in args.name or args.name.startswith("."):
+        raise CharctlError(f"--name {args.name}: a variant name is a plain folder name")
+    for flag, value, least in (("--samples", args.samples, 1), ("--seeds", args.seeds, 1),
+                               ("--episodes", args.episodes, 1), ("--every", args.every, 1)):
+        if value is not None and value < least:
+            raise CharctlError(f"{flag} must be at least {least}, not {value}")
+    character = load_character(args.character)
+    load_clip(character, args.motion)
+    out = Path(args.out or f"bench/{character.name}_{args.motion}")
+    spec = bench_learn.LearnSpec(character=character.name, motion=args.motion, variant=args.name,
+                                 overrides=parse_overrides(args.overrides), seeds=list(range(args.seeds)),
+                                 samples=args.samples, every=args.every or max(args.samples // 5, 1),
+                                 episodes=args.episodes, workers=args.workers)
+    base = bench_learn.baseline(out, character.name, args.motion, args.episodes)
+    try:
+        bench_learn.run_variant(out, spec)
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    rows = bench_learn.collect_rows(out)
+    table = bench_learn.write_table(out, rows)
+    figure = bench_learn.plot(out, rows, base, f"{character.name} {args.motion}: return per sample")
+    print(f"{table} and {figure}: {len({r['variant'] for r in rows})} variants, {len(rows)} marks")
+    if interrupted:
+        print(f"interrupted; rerun the same command to continue ({out / args.name})")
+        return 130
     return 0

@@ -38,7 +38,7 @@ def run(args) -> int:
     if not args.out.endswith(".npz"):
         raise CharctlError(f"--out {args.out}: datasets are .npz files")
     task = open_policy(args.checkpoint)
-    task.make_env().close()  # the env still matches the policy
+    task.make_env(evaluation=False).close()  # the env still matches the policy
     episodes, count, chunk = [], 0, 10_000
     with Rollouts(task.env_id, task.env_kwargs, args.workers, args.seed) as rollouts, \
             tqdm(total=args.samples, unit="samples", desc=task.name) as bar:

@@ -44,6 +44,8 @@ class EnvConfig:
     # reference pose's own action (docs/environment.md)
     action_mode: Literal["absolute", "residual"] = "absolute"
     ground_contact_bodies: list[str] | None = None  # None: the character YAML's list
+    pose_termination_distance: float | None = None  # m; an episode also ends when a body is this far from the
+    # reference's (MimicKit: 1.0 humanoid, 0.5 quadruped); null: off. Training only: evaluation turns it off
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 

@@ -26,7 +26,7 @@ from charctl.character.model import load_character
 from charctl.character.pose import Pose
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.envs.reference import ReferenceTrack
-from charctl.envs.reward import TERMS, feature_terms, reward_features, total_reward
+from charctl.envs.reward import TERMS, RewardFeatures, feature_terms, reward_features, total_reward
 from charctl.motion.clip import load_clip
 from charctl.sim.simulation import SimState, Simulation
 from charctl.util import rotations as rot
@@ -159,15 +159,25 @@ class ImitationEnv(gym.Env):
         self._state = state
         self._sync_reference(state)
         to_heading = rot.heading_matrix(state.root_rot)  # shared by the reward and the observation
-        terms = feature_terms(self.character, reward_features(self.character, state, to_heading),
-                              self.track.features(self.time), self.config.reward)
+        sim_features, ref_features = reward_features(self.character, state, to_heading), self.track.features(self.time)
+        terms = feature_terms(self.character, sim_features, ref_features, self.config.reward)
         fell = bool(self.sim.ground_contacts() - self.allowed_contacts)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
-        truncated = not fell and self.time - self.start_time >= self.config.time_limit - 1e-9
+        strayed = not fell and self._strayed(sim_features, ref_features)
+        truncated = not fell and not strayed and self.time - self.start_time >= self.config.time_limit - 1e-9
         phase = self._phase()
         info = {f"reward_{k}": terms[k] for k in TERMS}
-        info.update(time=self.time, phase=phase, fell=fell)
-        return self._observation(state, to_heading, phase), float(reward), fell, bool(truncated), info
+        info.update(time=self.time, phase=phase, fell=fell, strayed=strayed)
+        return self._observation(state, to_heading, phase), float(reward), fell or strayed, bool(truncated), info
+
+    def _strayed(self, sim: RewardFeatures, ref: RewardFeatures) -> bool:
+        """Pose termination: a body further than the configured distance from the reference's, after the first
+        step (a start pose lifted out of the ground already differs a little)."""
+        limit = self.config.pose_termination_distance
+        if limit is None or self.time - self.start_time < 1.5 * self.dt:
+            return False
+        diff = sim.body_pos - ref.body_pos
+        return float(np.einsum("jk,jk->j", diff, diff).max()) > limit * limit
 
     def _phase(self) -> float:
         duration = self.clip.duration

@@ -32,11 +32,12 @@ class RewardFeatures:
     root_lin_vel: np.ndarray  # (..., 3)
     end_effectors: np.ndarray  # (..., E, 3) relative to the root in its own heading frame, heights absolute
     com_vel: np.ndarray  # (..., 3) the whole character's centre-of-mass velocity
+    body_pos: np.ndarray  # (..., J, 3) joint frame origins, world (pose termination; not in the reward)
 
     def row(self, index: int) -> RewardFeatures:
         """One state of a batch."""
         return RewardFeatures(self.rot[index], self.spin[index], self.root_pos[index], self.root_lin_vel[index],
-                              self.end_effectors[index], self.com_vel[index])
+                              self.end_effectors[index], self.com_vel[index], self.body_pos[index])
 
     def moved(self, turn: np.ndarray, shift: np.ndarray) -> RewardFeatures:
         """The same motion turned by quaternion `turn` about the world z axis, then shifted horizontally.
@@ -49,7 +50,7 @@ class RewardFeatures:
         spin[..., 0, :] = spin[..., 0, :] @ m
         return RewardFeatures(rot=rot, spin=spin, root_pos=self.root_pos @ m + shift,
                               root_lin_vel=self.root_lin_vel @ m, end_effectors=self.end_effectors,
-                              com_vel=self.com_vel @ m)
+                              com_vel=self.com_vel @ m, body_pos=self.body_pos @ m + shift)
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,7 +91,7 @@ def features_from_arrays(character: Character, root_pos: np.ndarray, root_rot: n
     local = (ee - root_pos[..., None, :]) @ np.swapaxes(to_heading, -1, -2)
     local[..., 2] = ee[..., 2]
     return RewardFeatures(rot=rot, spin=spin, root_pos=root_pos, root_lin_vel=root_lin_vel, end_effectors=local,
-                          com_vel=_mass_fractions(character) @ com_vel)
+                          com_vel=_mass_fractions(character) @ com_vel, body_pos=link_pos)
 
 
 def feature_terms(character: Character, sim: RewardFeatures, ref: RewardFeatures,

@@ -40,10 +40,15 @@ class PolicyTask:
             return f"{self.env_kwargs['character']}_{self.env_kwargs['motion']}"
         return self.env_id.replace("/", "_")
 
-    def make_env(self, **extra):
-        """The env the policy was trained in (extra kwargs such as render_mode or gui), checked against it."""
+    def make_env(self, evaluation: bool = True, **extra):
+        """The env the policy was trained in (extra kwargs such as render_mode or gui), checked against it. For
+        `evaluation` (eval, play) an episode ends only as the AWR paper's do, on a fall or the time limit: the
+        training-only pose termination is off, so returns compare across training settings."""
+        kwargs = {**self.env_kwargs, **extra}
+        if evaluation and self.is_imitation:
+            kwargs["config"] = {**kwargs.get("config", {}), "pose_termination_distance": None}
         try:
-            env = make_env(self.env_id, {**self.env_kwargs, **extra})
+            env = make_env(self.env_id, kwargs)
         except CharctlError as err:
             raise CharctlError(f"{self.path}: cannot rebuild its env: {err}") from None
         obs_size = env.observation_space.shape[0]

@@ -1,0 +1,202 @@
+"""Return per sample of training variants: `charctl bench learn CHARACTER MOTION --name VARIANT --set KEY=VALUE`.
+
+Each variant is trained with each seed in steps to fixed sample marks; at every mark the policy of that moment
+(its last checkpoint, copied to marks/MARK.pt) is evaluated as `charctl eval` does: deterministic episodes
+from held-out start states, training-only terminations off, normalised return. Seeds advance mark by mark in
+turn, so a run cut short still compares the variants at equal samples. Everything is resumable: a finished
+mark is never redone, a half-trained one continues from its checkpoint.
+
+    OUT/VARIANT/variant.yaml           the settings that define the variant
+    OUT/VARIANT/sSEED/                 a `charctl train` run directory
+    OUT/VARIANT/sSEED/marks/MARK.pt    the policy at the mark; MARK.json its evaluation
+    OUT/baseline.json                  reference PD (no policy) from the same starts
+    OUT/learn.csv, OUT/learn.png       every variant's marks, side by side
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from charctl.util.errors import CharctlError
+from charctl.util.fileio import atomic_write_text
+
+CSV_COLUMNS = ("variant", "seed", "mark", "samples", "normalized_return", "normalized_return_std", "mean_length",
+               "fall_rate", "pose", "velocity", "end_effector", "root", "com")
+
+
+@dataclass
+class LearnSpec:
+    character: str
+    motion: str
+    variant: str
+    overrides: dict  # flat --set keys, env.* for env settings
+    seeds: list[int]
+    samples: int
+    every: int
+    episodes: int
+    workers: int | None = None
+
+    @property
+    def marks(self) -> list[int]:
+        marks = list(range(self.every, self.samples + 1, self.every))
+        return marks if marks and marks[-1] == self.samples else marks + [self.samples]
+
+
+def _variant_file(out: Path, spec: LearnSpec) -> None:
+    """A variant's settings are fixed by its first run; the same name with other settings is refused."""
+    path = out / spec.variant / "variant.yaml"
+    wanted = {"character": spec.character, "motion": spec.motion, "set": dict(sorted(spec.overrides.items()))}
+    if path.exists():
+        saved = yaml.safe_load(path.read_text())
+        if saved != wanted:
+            raise CharctlError(f"{path}: variant '{spec.variant}' was started with {saved}; "
+                               f"name this one differently (asked: {wanted})")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(wanted, sort_keys=False))
+
+
+def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
+    """Train (or continue) the seed's run until `mark` samples; returns its last checkpoint."""
+    from charctl.awr.config import load_config
+    from charctl.awr.trainer import last_checkpoint_path, train
+    from charctl.commands.train import IMITATION_ENV, split_env_overrides
+    from charctl.character.model import load_character
+    from charctl.envs.config import config_to_dict, load_env_config
+
+    awr_overrides, env_overrides = split_env_overrides(spec.overrides)
+    character = load_character(spec.character)
+    env_config = load_env_config(character.name, spec.motion, env_overrides)
+    env_kwargs = {"character": character.name, "motion": spec.motion, "config": config_to_dict(env_config)}
+    overrides = {**awr_overrides, "samples": mark, "seed": seed}
+    if spec.workers is not None:
+        overrides["num_workers"] = spec.workers
+    config = load_config(None, None, overrides, character=character.name, motion=spec.motion)
+    name = f"{character.name}_{spec.motion}"
+    last = last_checkpoint_path(run_dir, name)
+    result = train(IMITATION_ENV, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return last
+
+
+def _evaluate(checkpoint: Path, episodes: int) -> dict:
+    from charctl.play.evaluation import evaluate
+    from charctl.play.policy_file import open_policy
+
+    task = open_policy(checkpoint)
+    env = task.make_env(evaluation=True)
+    try:
+        summary = evaluate(env, task.policy, episodes).summary()
+    finally:
+        env.close()
+    return {"samples": task.samples, **summary}
+
+
+def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
+    """Reference PD from the evaluation's start states, computed once per output folder."""
+    path = out / "baseline.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("episodes") == episodes:
+            return saved
+    from charctl.awr.rollout import make_env
+    from charctl.play.evaluation import evaluate_reference_pd
+
+    env = make_env("charctl/Imitate-v0", {"character": character, "motion": motion})
+    try:
+        summary = evaluate_reference_pd(env, episodes).summary()
+    finally:
+        env.close()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(summary))
+    return summary
+
+
+def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
+    _variant_file(out, spec)
+    for mark in spec.marks:
+        for seed in spec.seeds:
+            run_dir = out / spec.variant / f"s{seed}"
+            result_path = run_dir / "marks" / f"{mark}.json"
+            if result_path.exists():
+                continue
+            snapshot = run_dir / "marks" / f"{mark}.pt"
+            if not snapshot.exists():
+                last = _train_to(spec, seed, mark, run_dir)
+                snapshot.parent.mkdir(parents=True, exist_ok=True)
+                tmp = snapshot.with_name(f".{snapshot.name}.tmp")
+                shutil.copyfile(last, tmp)
+                tmp.replace(snapshot)
+            summary = _evaluate(snapshot, spec.episodes)
+            atomic_write_text(result_path, json.dumps(summary))
+            log(f"{spec.variant} seed {seed}: {summary['samples']} samples, normalised return "
+                f"{summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f} over {summary['episodes']} "
+                f"held-out episodes, mean length {summary['mean_length']:.0f} steps, fall rate {summary['fall_rate']:.2f}")
+
+
+def collect_rows(out: Path) -> list[dict]:
+    rows = []
+    for result in sorted(out.glob("*/s*/marks/*.json")):
+        summary = json.loads(result.read_text())
+        terms = summary.get("reward_terms", {})
+        rows.append({"variant": result.parents[2].name, "seed": int(result.parents[1].name[1:]),
+                     "mark": int(result.stem), "samples": summary["samples"],
+                     "normalized_return": summary["normalized_return"],
+                     "normalized_return_std": summary["normalized_return_std"], "mean_length": summary["mean_length"],
+                     "fall_rate": summary["fall_rate"], **{k: terms.get(k) for k in CSV_COLUMNS[8:]}})
+    rows.sort(key=lambda r: (r["variant"], r["mark"], r["seed"]))
+    return rows
+
+
+def write_table(out: Path, rows: list[dict]) -> Path:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    path = out / "learn.csv"
+    atomic_write_text(path, text.getvalue())
+    return path
+
+
+def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for index, variant in enumerate(sorted({r["variant"] for r in rows})):
+        color = f"C{index}"
+        mine = [r for r in rows if r["variant"] == variant]
+        for seed in sorted({r["seed"] for r in mine}):
+            points = sorted((r["mark"], r["normalized_return"]) for r in mine if r["seed"] == seed)
+            ax.plot(*zip(*points), color=color, alpha=0.35, linewidth=1)
+        marks = sorted({r["mark"] for r in mine})
+        means = [np.mean([r["normalized_return"] for r in mine if r["mark"] == m]) for m in marks]
+        seeds = len({r["seed"] for r in mine})
+        ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3, label=f"{variant} ({seeds} seeds)")
+    if base is not None:
+        ax.axhline(base["normalized_return"], color="grey", linestyle="--", linewidth=1,
+                   label=f"reference PD, no policy ({base['normalized_return']:.3f})")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel("normalised return (held-out starts)")
+    ax.set_title(title)
+    ax.set_ylim(bottom=0.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "learn.png"
+    tmp = path.with_name(".learn.png.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
