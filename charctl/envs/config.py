@@ -46,6 +46,9 @@ class EnvConfig:
     ground_contact_bodies: list[str] | None = None  # None: the character YAML's list
     pose_termination_distance: float | None = None  # m; an episode also ends when a body is this far from the
     # reference's (MimicKit: 1.0 humanoid, 0.5 quadruped); null: off. Training only: evaluation turns it off
+    observe_phase: bool = True  # the clip's phase in [0, 1) as the first observation
+    reference_ahead: list[int] = field(default_factory=list)  # also observe the reference this many control steps
+    # ahead (MimicKit: [1, 2, 3]): its root offset and rotation, joint rotations and end effectors
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 

@@ -7,7 +7,10 @@ reference pose: a zero action is the reference-PD baseline. The offset is clippe
 clips leave some joints' limits).
 Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's heading frame:
   [phase, root height, per body: COM position relative to the root (3), rotation as tangent + normal
-  (6), COM linear velocity (3), angular velocity (3)].
+  (6), COM linear velocity (3), angular velocity (3)]. `observe_phase: false` drops the phase;
+  `reference_ahead: [1, 2, 3]` appends, for the reference that many control steps ahead (MimicKit's target
+  observations): its root position relative to the simulated root (3) and its root rotation (6), its joints'
+  local rotations (6 each, root excluded) and its end effectors relative to the simulated root (3 each).
 Reward in [0, 1] (charctl/envs/reward.py), 0 on the step the character falls.
 Episodes start at a random phase of the clip in the clip's pose and velocities (reference state
 initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated).
@@ -49,7 +52,10 @@ class ImitationEnv(gym.Env):
         self.allowed_contacts = {self.character.joint_index(n) for n in names} if names is not None \
             else set(self.character.ground_contact_bodies)
         self._build_action_scaling()
-        n_obs = 2 + 15 * self.character.num_joints
+        joints, effectors = self.character.num_joints, len(self.character.end_effectors)
+        self._ahead_size = 9 + 6 * (joints - 1) + 3 * effectors
+        n_obs = int(self.config.observe_phase) + 1 + 15 * joints + len(self.config.reference_ahead) * self._ahead_size
+        self._end_effectors = np.asarray(self.character.end_effectors, dtype=np.int64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.character.action_size,), dtype=np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.time = self.start_time = 0.0
@@ -199,10 +205,28 @@ class ImitationEnv(gym.Env):
         world = np.concatenate([state.com_pos - state.com_pos[0], axes[:, :, 0], axes[:, :, 1], state.com_vel,
                                 state.ang_vel], axis=1).reshape(-1, 5, 3)
         obs = np.empty(self.observation_space.shape, dtype=np.float32)
-        obs[0] = self._phase() if phase is None else phase
-        obs[1] = state.root_pos[2]
-        obs[2:] = (world @ to_heading.T).ravel()
+        start = 0
+        if self.config.observe_phase:
+            obs[0] = self._phase() if phase is None else phase
+            start = 1
+        obs[start] = state.root_pos[2]
+        body = world.size
+        obs[start + 1:start + 1 + body] = (world @ to_heading.T).ravel()
+        start += 1 + body
+        for k in self.config.reference_ahead:
+            obs[start:start + self._ahead_size] = self._reference_ahead(state, to_heading, k)
+            start += self._ahead_size
         return obs
+
+    def _reference_ahead(self, state: SimState, to_heading: np.ndarray, steps: int) -> np.ndarray:
+        """The reference `steps` control steps ahead, seen from the simulated root's heading frame."""
+        ref = self.track.features(self.time + steps * self.dt)
+        axes = rot.quat_to_matrix(ref.rot)  # row 0: the root's world rotation; others local to their parent
+        root_axes = to_heading @ axes[0]
+        offset = (ref.root_pos - state.root_pos) @ to_heading.T
+        effectors = (ref.body_pos[self._end_effectors] - state.root_pos) @ to_heading.T
+        return np.concatenate([offset, root_axes[:, 0], root_axes[:, 1], axes[1:, :, 0:2].transpose(0, 2, 1).ravel(),
+                               effectors.ravel()])
 
     def render(self):
         if self.render_mode != "rgb_array":

@@ -1,0 +1,53 @@
+"""`charctl bench learn`: variants trained to sample marks, evaluated on held-out starts, resumable, side by side."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--set", "samples_per_iter=300", "--set", "eval_every=0", "--set", "eval_episodes=1", "--episodes", "1",
+        "--workers", "0", "--seeds", "1", "--every", "300"]
+
+
+def bench(out, name, samples, *extra):
+    return subprocess.run([sys.executable, "-m", "charctl", "bench", "learn", "dog", "trot", "--name", name,
+                           "--samples", str(samples), "--out", str(out), *TINY, *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+def rows(out):
+    with open(out / "learn.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
+    out = tmp_path / "trot"
+    first = bench(out, "plain", 600)
+    assert first.returncode == 0, first.stderr
+    assert [(r["variant"], int(r["mark"])) for r in rows(out)] == [("plain", 300), ("plain", 600)]
+    at_600 = json.loads((out / "plain/s0/marks/600.json").read_text())
+    assert at_600["samples"] >= 600 and at_600["episodes"] == 1 and 0.0 < at_600["normalized_return"] <= 1.0
+    assert (out / "learn.png").stat().st_size > 0 and (out / "baseline.json").exists()
+
+    # a longer budget continues the same run: the old marks are kept as they were, one new mark is trained
+    before = (out / "plain/s0/marks/300.json").stat().st_mtime_ns
+    longer = bench(out, "plain", 900)
+    assert longer.returncode == 0, longer.stderr
+    assert (out / "plain/s0/marks/300.json").stat().st_mtime_ns == before
+    at_900 = json.loads((out / "plain/s0/marks/900.json").read_text())
+    assert at_900["samples"] > at_600["samples"]
+
+    # a second variant lands in the same table; its env setting reached the trained env
+    other = bench(out, "strays", 300, "--set", "env.pose_termination_distance=0.3")
+    assert other.returncode == 0, other.stderr
+    assert {r["variant"] for r in rows(out)} == {"plain", "strays"}
+    config = (out / "strays/s0/config.yaml").read_text()
+    assert "pose_termination_distance: 0.3" in config
+
+    # the same name with other settings is refused, and nothing of the variant is touched
+    clash = bench(out, "plain", 300, "--set", "action_std=0.1")
+    assert clash.returncode == 2 and "variant 'plain' was started with" in clash.stderr
+    assert clash.stderr.count("\n") == 1

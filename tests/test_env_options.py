@@ -1,0 +1,110 @@
+"""Imitation env options for learning faster: pose termination, reference-ahead observations, no phase."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import charctl.envs  # noqa: F401  (registers the tasks)
+from charctl import rotations as rot
+from charctl.policy_file import open_policy
+
+
+def make(task: str, **config):
+    return gym.make(f"charctl/{task}-v0", config=config).unwrapped
+
+
+def reference_pd_episode(env, seed: int) -> list[dict]:
+    env.reset(seed=seed)
+    infos = []
+    while True:
+        *_, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))  # residual: reference PD
+        infos.append(info)
+        if terminated or truncated:
+            return infos
+
+
+@pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
+def test_options_keep_the_env_conformant(task):
+    env = make(task, pose_termination_distance=0.5, reference_ahead=[1, 2, 3], observe_phase=False)
+    try:
+        check_env(env, skip_render_check=True)
+        joints, effectors = env.character.num_joints, len(env.character.end_effectors)
+        assert env.observation_space.shape == (1 + 15 * joints + 3 * (9 + 6 * (joints - 1) + 3 * effectors),)
+        for info in reference_pd_episode(env, seed=1):
+            assert 0.0 <= sum(info[f"reward_{k}"] for k in ("pose", "root")) <= 2.0
+    finally:
+        env.close()
+
+
+def test_pose_termination_ends_an_episode_that_strays_but_never_on_its_first_step():
+    plain, strict = make("DogTrot"), make("DogTrot", pose_termination_distance=0.0)
+    loose = make("DogTrot", pose_termination_distance=100.0)
+    try:
+        for seed in range(3):
+            strict_infos = reference_pd_episode(strict, seed)
+            assert len(strict_infos) == 2 and strict_infos[-1]["strayed"] and not strict_infos[-1]["fell"]
+            # a distance no body reaches changes nothing: the same steps and rewards as without the option
+            plain_infos, loose_infos = reference_pd_episode(plain, seed), reference_pd_episode(loose, seed)
+            assert [i["reward_pose"] for i in plain_infos] == [i["reward_pose"] for i in loose_infos]
+            assert not any(i["strayed"] for i in loose_infos)
+    finally:
+        for env in (plain, strict, loose):
+            env.close()
+
+
+def test_pose_termination_ends_the_reference_pd_baseline_sooner_the_tighter_it_is():
+    lengths = {}
+    for distance in (None, 0.5, 0.2):
+        env = make("DogTrot", pose_termination_distance=distance)
+        try:
+            lengths[distance] = np.mean([len(reference_pd_episode(env, seed)) for seed in range(4)])
+        finally:
+            env.close()
+    assert lengths[None] > lengths[0.5] > lengths[0.2]
+
+
+def test_evaluation_turns_pose_termination_off(tmp_path):
+    task = open_policy("policies/dog_trot.pt")
+    task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3}
+    for evaluation, expected in ((True, None), (False, 0.3)):
+        env = task.make_env(evaluation=evaluation).unwrapped
+        try:
+            assert env.config.pose_termination_distance == expected
+        finally:
+            env.close()
+
+
+def test_observe_phase_false_drops_exactly_the_phase():
+    with_phase, without = make("HumanoidSpinkick"), make("HumanoidSpinkick", observe_phase=False)
+    try:
+        a, _ = with_phase.reset(seed=3)
+        b, _ = without.reset(seed=3)
+        assert a[0] == pytest.approx(with_phase._phase())
+        np.testing.assert_array_equal(a[1:], b)
+    finally:
+        with_phase.close()
+        without.close()
+
+
+@pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
+def test_reference_ahead_observes_the_clip_k_steps_ahead_from_the_simulated_root(task):
+    ahead = [1, 3]
+    env = make(task, reference_ahead=ahead)
+    try:
+        base = 2 + 15 * env.character.num_joints
+        for start in (0.1, 0.77):
+            obs, _ = env.reset(seed=0, options={"start_time": start})
+            state = env.sim.state()
+            to_heading = rot.heading_matrix(state.root_rot)
+            for index, k in enumerate(ahead):
+                block = obs[base + index * env._ahead_size:base + (index + 1) * env._ahead_size]
+                pose = env.reference_pose(start + k * env.dt)  # the clip sampled on its own, not the env's track
+                np.testing.assert_allclose(block[:3], to_heading @ (pose.root_pos - state.root_pos), atol=1e-5)
+                root_axes = to_heading @ rot.quat_to_matrix(pose.root_rot)
+                np.testing.assert_allclose(block[3:9], np.concatenate([root_axes[:, 0], root_axes[:, 1]]), atol=1e-5)
+                joint_axes = rot.quat_to_matrix(pose.joint_rot[1:])
+                expected = np.concatenate([joint_axes[:, :, 0], joint_axes[:, :, 1]], axis=1).ravel()
+                np.testing.assert_allclose(block[9:9 + expected.size], expected, atol=1e-5)
+    finally:
+        env.close()
