@@ -10,11 +10,13 @@ import charctl.awr.agent as agent_module
 from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 
-# Deterministic test returns (10 episodes) measured on this machine with these settings:
-#   CartPole-v1, 20k samples: 500 (random policy ~22); flipped advantages: 9.3
+# Deterministic test returns (10 episodes) measured with these settings. The runs are deterministic on one
+# machine but not across processors (floating-point differences grow over a run): CartPole reached 500 on one
+# AMD EPYC machine and 374 on another, so its threshold sits well below both and far above the broken update.
+#   CartPole-v1, 20k samples: 374-500 (random policy ~22); flipped advantages: 9.3
 #   InvertedPendulum-v5, 60k samples: 1000 (random policy ~5); flipped advantages: 3.5
 CASES = {
-    "CartPole-v1": dict(samples=20_000, learned=400.0, broken=60.0),
+    "CartPole-v1": dict(samples=20_000, learned=250.0, broken=60.0),
     "InvertedPendulum-v5": dict(samples=60_000, learned=800.0, broken=60.0),
 }
 
