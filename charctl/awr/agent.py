@@ -79,7 +79,9 @@ class AWRAgent:
 
     # --- inference
     def policy(self) -> NumpyPolicy:
-        return NumpyPolicy.from_actor(self.actor, self.normalizer)
+        policy = NumpyPolicy.from_actor(self.actor, self.normalizer)
+        policy.exploration_rate = self.config.exploration_rate
+        return policy
 
     @torch.no_grad()
     def values(self, obs_norm: torch.Tensor) -> np.ndarray:
@@ -166,12 +168,15 @@ class AWRAgent:
 
         values, targets = self._targets(flat, obs, final_obs)
         advantages = targets - values if config.baseline else targets
+        if not flat.explored.all():  # the actor learns from sampled actions only; the mean's steps fit the critic
+            explored = torch.from_numpy(np.flatnonzero(flat.explored)).to(self.device)
+            obs, actions, advantages = obs[explored], actions[explored], advantages[flat.explored]
         weights, stats = advantage_weights(advantages, config)
         actor_loss = self.fit_actor(obs, actions, weights, actor_steps)
 
         stats.update(critic_loss=critic_loss, actor_loss=actor_loss, critic_steps=critic_steps,
                      actor_steps=actor_steps, value_mean=float(np.mean(values)), buffer_samples=len(flat),
-                     buffer_episodes=len(flat.episode_lengths))
+                     buffer_episodes=len(flat.episode_lengths), explored_fraction=float(flat.explored.mean()))
         return stats
 
     # --- checkpointing (tensors and primitives only: torch.load(weights_only=True) reads it)

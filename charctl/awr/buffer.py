@@ -20,6 +20,7 @@ class Episode:
     rewards: np.ndarray             # [T] float32
     final_observation: np.ndarray   # [obs_dim] observation after the last action (never trained on)
     terminated: bool                # True: the task ended (value 0 after it); False: truncated (bootstrap)
+    explored: np.ndarray | None = None  # [T] bool: the action was sampled (not the mean); None: every one was
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -40,6 +41,7 @@ class FlatEpisodes:
     episode_lengths: np.ndarray     # [E] int64
     final_observations: np.ndarray  # [E, obs_dim]
     terminated: np.ndarray          # [E] bool
+    explored: np.ndarray            # [N] bool: sampled actions, the ones the actor is fitted to
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -63,13 +65,15 @@ def flatten(episodes: list[Episode]) -> FlatEpisodes:
         episode_lengths=lengths,
         final_observations=np.stack([e.final_observation for e in episodes]).astype(np.float32, copy=False),
         terminated=np.array([e.terminated for e in episodes], dtype=bool),
+        explored=np.concatenate([np.ones(len(e), dtype=bool) if e.explored is None else e.explored
+                                 for e in episodes]),
     )
 
 
 def unflatten(flat: FlatEpisodes) -> list[Episode]:
     return [Episode(observations=flat.observations[s:s + n], actions=flat.actions[s:s + n],
                     rewards=flat.rewards[s:s + n], final_observation=flat.final_observations[i],
-                    terminated=bool(flat.terminated[i]))
+                    terminated=bool(flat.terminated[i]), explored=flat.explored[s:s + n])
             for i, (s, n) in enumerate(zip(flat.episode_starts, flat.episode_lengths))]
 
 

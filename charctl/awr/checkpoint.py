@@ -50,7 +50,7 @@ def buffer_to_dict(episodes: list[Episode]) -> dict | None:
     return {"observations": torch.from_numpy(flat.observations), "actions": torch.from_numpy(flat.actions),
             "rewards": torch.from_numpy(flat.rewards), "episode_lengths": torch.from_numpy(flat.episode_lengths),
             "final_observations": torch.from_numpy(flat.final_observations),
-            "terminated": torch.from_numpy(flat.terminated)}
+            "terminated": torch.from_numpy(flat.terminated), "explored": torch.from_numpy(flat.explored)}
 
 
 def buffer_from_dict(state: dict | None) -> list[Episode]:
@@ -61,7 +61,9 @@ def buffer_from_dict(state: dict | None) -> list[Episode]:
                         rewards=state["rewards"].numpy(),
                         episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                         episode_lengths=lengths, final_observations=state["final_observations"].numpy(),
-                        terminated=state["terminated"].numpy())
+                        terminated=state["terminated"].numpy(),
+                        explored=state["explored"].numpy() if "explored" in state  # older checkpoints: all were
+                        else np.ones(len(state["rewards"]), dtype=bool))
     return unflatten(flat)
 
 

@@ -55,6 +55,8 @@ class AWRConfig:
     actor_steps: int = 1000              # per samples_per_iter new samples (scaled by the actual count)
     actor_init_output_scale: float = 0.01
     action_std: float = 0.2              # fixed Gaussian std in normalised action units (Box actions)
+    exploration_rate: float = 1.0        # share of training steps that sample an action; the others take the
+    # mean, and the actor is fitted to the sampled ones only (DeepMimic's and MimicKit's exploration probability)
     action_bound_weight: float = 10.0    # penalty on the policy mean outside [-1, 1] (normalised units)
     action_l2_weight: float = 0.0        # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
     actor_max_grad_norm: float | None = None  # scale each actor step's gradient down to this norm (null: never)

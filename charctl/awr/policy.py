@@ -140,6 +140,7 @@ class Actor(nn.Module):
         nn.init.uniform_(head.weight, -init_output_scale, init_output_scale)  # near-zero initial actions
         nn.init.zeros_(head.bias)
         self.action_std = float(action_std)
+        self.exploration_rate = 1.0  # share of `explore` calls that sample; the others take the mean
 
     def forward(self, obs_norm: torch.Tensor) -> torch.Tensor:
         return self.net(obs_norm)
@@ -199,6 +200,7 @@ class NumpyPolicy:
         self.obs_clip = obs_clip
         self.action = action
         self.action_std = float(action_std)
+        self.exploration_rate = 1.0  # share of `explore` calls that sample; the others take the mean
         if not action.discrete:
             self._centre, self._scale = action.centre, action.scale
             self._low, self._high = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
@@ -245,6 +247,18 @@ class NumpyPolicy:
         stored = self._centre + self._scale * norm
         return np.clip(stored, self._low, self._high), stored
 
+    def explore(self, obs: np.ndarray, rng: np.random.Generator, noise_std: float | None = None):
+        """(env action, action to store, sampled?) for one training step: a sample with probability
+        `exploration_rate`, else the mean. At rate 1 this is `sample` and draws nothing more from `rng`."""
+        if self.exploration_rate < 1.0 and rng.random() >= self.exploration_rate:
+            out = self.output(obs)
+            if self.action.discrete:
+                index = np.asarray(np.argmax(out, axis=-1), dtype=np.int64)
+                return index, index, False
+            mean = self._centre + self._scale * out
+            return np.clip(mean, self._low, self._high), mean, False
+        return (*self.sample(obs, rng, noise_std), True)
+
     def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None):
         """Env action for raw observation(s): the mean / argmax, or a sample from the policy."""
         if not deterministic:
@@ -257,9 +271,12 @@ class NumpyPolicy:
     def to_state(self) -> dict:
         """Plain numpy state for sending to worker processes."""
         return {"weights": self.weights, "biases": self.biases, "obs_mean": self.obs_mean, "obs_std": self.obs_std,
-                "obs_clip": self.obs_clip, "action": self.action.to_dict(), "action_std": self.action_std}
+                "obs_clip": self.obs_clip, "action": self.action.to_dict(), "action_std": self.action_std,
+                "exploration_rate": self.exploration_rate}
 
     @classmethod
     def from_state(cls, state: dict) -> "NumpyPolicy":
-        return cls(state["weights"], state["biases"], state["obs_mean"], state["obs_std"], state["obs_clip"],
-                   ActionSpec(**state["action"]), state["action_std"])
+        policy = cls(state["weights"], state["biases"], state["obs_mean"], state["obs_std"], state["obs_clip"],
+                     ActionSpec(**state["action"]), state["action_std"])
+        policy.exploration_rate = float(state.get("exploration_rate", 1.0))
+        return policy

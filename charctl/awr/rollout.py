@@ -56,12 +56,13 @@ def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | No
     """One whole episode; stochastic (policy noise or `noise_std`) unless `deterministic`."""
     obs, _ = env.reset(seed=seed)
     discrete = policy.action.discrete
-    observations, actions, rewards = [], [], []
+    observations, actions, rewards, explored = [], [], [], []
     while True:
         if deterministic:
             env_action = stored = policy.act(obs, deterministic=True)
         else:
-            env_action, stored = policy.sample(obs, rng, noise_std)
+            env_action, stored, sampled = policy.explore(obs, rng, noise_std)
+            explored.append(sampled)
         next_obs, reward, terminated, truncated, _ = env.step(_env_action(env_action, discrete))
         observations.append(obs)
         actions.append(stored)
@@ -72,7 +73,8 @@ def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | No
     return Episode(observations=np.asarray(observations, dtype=np.float32),
                    actions=np.asarray(actions, dtype=np.int64 if discrete else np.float32),
                    rewards=np.asarray(rewards, dtype=np.float32),
-                   final_observation=np.asarray(obs, dtype=np.float32), terminated=bool(terminated))
+                   final_observation=np.asarray(obs, dtype=np.float32), terminated=bool(terminated),
+                   explored=None if deterministic or all(explored) else np.array(explored, dtype=bool))
 
 
 def collect_episodes(env: gym.Env, policy: NumpyPolicy, num_samples: int, seed: int | list[int],
