@@ -6,8 +6,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import charctl.envs  # noqa: F401  (registers the tasks)
-from charctl.util import rotations as rot
 from charctl.play.policy_file import open_policy
+from charctl.util import rotations as rot
 
 
 def make(task: str, **config):

@@ -9,7 +9,7 @@ from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import Episode, EpisodeBuffer
 from charctl.awr.checkpoint import buffer_from_dict, buffer_to_dict
 from charctl.awr.config import AWRConfig
-from charctl.awr.policy import Actor, ActionSpec, NumpyPolicy, ObsNormalizer
+from charctl.awr.policy import ActionSpec, Actor, NumpyPolicy, ObsNormalizer
 from charctl.awr.rollout import collect_episodes
 
 

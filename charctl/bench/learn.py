@@ -68,8 +68,8 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
     """Train (or continue) the seed's run until `mark` samples; returns its last checkpoint."""
     from charctl.awr.config import load_config
     from charctl.awr.trainer import last_checkpoint_path, train
-    from charctl.commands.train import IMITATION_ENV, split_env_overrides
     from charctl.character.model import load_character
+    from charctl.commands.train import IMITATION_ENV, split_env_overrides
     from charctl.envs.config import config_to_dict, load_env_config
 
     awr_overrides, env_overrides = split_env_overrides(spec.overrides)
@@ -139,8 +139,9 @@ def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
             summary = _evaluate(snapshot, spec.episodes)
             atomic_write_text(result_path, json.dumps(summary))
             log(f"{spec.variant} seed {seed}: {summary['samples']} samples, normalised return "
-                f"{summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f} over {summary['episodes']} "
-                f"held-out episodes, mean length {summary['mean_length']:.0f} steps, fall rate {summary['fall_rate']:.2f}")
+                f"{summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f} over "
+                f"{summary['episodes']} held-out episodes, mean length {summary['mean_length']:.0f} steps, "
+                f"fall rate {summary['fall_rate']:.2f}")
 
 
 def collect_rows(out: Path) -> list[dict]:

@@ -1,5 +1,6 @@
 """`charctl bench env CHARACTER MOTION`: environment speed beside the raw physics rate, measured in one run.
-`charctl bench learn CHARACTER MOTION`: return per sample of a training variant beside others (charctl/bench/learn.py)."""
+`charctl bench learn CHARACTER MOTION`: return per sample of training variants side by side (charctl/bench/learn.py).
+"""
 
 import argparse
 
@@ -84,11 +85,11 @@ def run(args) -> int:
 def run_learn(args) -> int:
     from pathlib import Path
 
-    from charctl.bench import learn as bench_learn
     from charctl.awr.config import parse_overrides
+    from charctl.bench import learn as bench_learn
     from charctl.character.model import load_character
-    from charctl.util.errors import CharctlError
     from charctl.motion.clip import load_clip
+    from charctl.util.errors import CharctlError
 
     if not args.name:
         raise CharctlError("bench learn: name the variant with --name (e.g. --name default)")
