@@ -44,8 +44,8 @@ from charctl.util.fileio import atomic_write_text
 COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalized_return", "train_episodes",
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
            "critic_loss", "actor_loss", "adv_mean", "adv_std", "weight_mean", "weight_min", "weight_max",
-           "clipped_fraction", "critic_steps", "actor_steps", "buffer_samples", "explored_fraction", "samples_per_second",
-           "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds", "worker_restarts"]
+           "clipped_fraction", "critic_steps", "actor_steps", "buffer_samples", "explored_fraction",
+           "samples_per_second", "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds", "worker_restarts"]
 
 
 @dataclass
