@@ -45,7 +45,8 @@ COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalize
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
            "critic_loss", "actor_loss", "adv_mean", "adv_std", "weight_mean", "weight_min", "weight_max",
            "clipped_fraction", "critic_steps", "actor_steps", "buffer_samples", "explored_fraction",
-           "samples_per_second", "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds", "worker_restarts"]
+           "samples_per_second", "rollout_seconds", "update_seconds", "eval_seconds", "checkpoint_seconds",
+           "worker_restarts"]
 
 
 @dataclass
