@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 TINY = ["--set", "samples_per_iter=300", "--set", "eval_every=0", "--set", "eval_episodes=1", "--episodes", "1",
         "--workers", "0", "--seeds", "1", "--every", "300"]
@@ -31,6 +32,10 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     at_600 = json.loads((out / "plain/s0/marks/600.json").read_text())
     assert at_600["samples"] >= 600 and at_600["episodes"] == 1 and 0.0 < at_600["normalized_return"] <= 1.0
     assert (out / "learn.png").stat().st_size > 0 and (out / "baseline.json").exists()
+    # a mark keeps the policy of that moment, not the replay buffer only a resume needs
+    snapshot = torch.load(out / "plain/s0/marks/600.pt", weights_only=True)
+    assert snapshot["buffer"] is None and snapshot["samples"] == at_600["samples"]
+    assert torch.load(out / "plain/s0/dog_trot-last.pt", weights_only=True)["buffer"] is not None
 
     # a longer budget continues the same run: the old marks are kept as they were, one new mark is trained
     before = (out / "plain/s0/marks/300.json").stat().st_mtime_ns

@@ -18,13 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from charctl.awr.checkpoint import load_checkpoint, save_checkpoint
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
@@ -133,9 +133,8 @@ def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
             if not snapshot.exists():
                 last = _train_to(spec, seed, mark, run_dir)
                 snapshot.parent.mkdir(parents=True, exist_ok=True)
-                tmp = snapshot.with_name(f".{snapshot.name}.tmp")
-                shutil.copyfile(last, tmp)
-                tmp.replace(snapshot)
+                # the policy of the moment, without the replay buffer (~100 MB for the dog) that only a resume needs
+                save_checkpoint(snapshot, {**load_checkpoint(last), "buffer": None})
             summary = _evaluate(snapshot, spec.episodes)
             atomic_write_text(result_path, json.dumps(summary))
             log(f"{spec.variant} seed {seed}: {summary['samples']} samples, normalised return "
