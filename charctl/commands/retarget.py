@@ -2,6 +2,7 @@
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 
@@ -26,6 +27,9 @@ def register(subparsers) -> None:
                         help="loop flag of the clip (default: none for BVH, the file's flag for .txt)")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the character YAML's fps, else 60)")
+    parser.add_argument("--frames", metavar="A:B", default=None,
+                        help="source frames A to B-1 only (either end may be left out, e.g. 1: or :600); "
+                        "without it a calibration first frame (CMU's T-pose) is detected and dropped")
     parser.add_argument("--clamp-ball-joints", action="store_true",
                         help="also clamp ball joints to their limits (rotation-vector components)")
     parser.add_argument("--out-dir", type=Path, default=None, help="where to write (default: motions/)")
@@ -50,16 +54,20 @@ def run(args) -> int:
         if existing.exists() and not args.force:
             raise CharctlError(f"{existing}: already exists (pass --force to overwrite)")
 
-    fps = args.fps or character.fps
-    if not fps > 0:
-        raise CharctlError(f"--fps must be positive, got {fps}")
+    fps = character.fps if args.fps is None else args.fps
+    if not fps > 0 or fps == float("inf"):
+        raise CharctlError(f"--fps must be a positive number, got {fps:g}")
+    frames = parse_frames(args.frames) if args.frames is not None else None
+    if frames is not None and args.source.suffix.lower() != ".bvh":
+        raise CharctlError("--frames applies to a BVH source")
     if args.source.suffix.lower() == ".txt":
         clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop, fps=fps)
     elif args.source.suffix.lower() == ".bvh":
         if args.map is None:
             raise CharctlError(f"{args.source}: a BVH source needs --map MAP.yaml (see configs/retarget/)")
         clip = retarget.retarget_bvh(args.source, character, args.map, args.name, fps=fps,
-                                     loop=args.loop or "none", clamp_ball_joints=args.clamp_ball_joints)
+                                     loop=args.loop or "none", clamp_ball_joints=args.clamp_ball_joints,
+                                     frames=frames, warn=lambda line: print(line, file=sys.stderr))
     else:
         raise CharctlError(f"{args.source}: unknown source type '{args.source.suffix}' (expected .bvh or .txt)")
 
@@ -67,3 +75,14 @@ def run(args) -> int:
     print(f"wrote {out_path}: {clip.num_frames} frames at {1.0 / clip.frame_time:g} fps, "
           f"{clip.duration:.3f} s, loop {'wrap' if clip.loop else 'none'}")
     return 0
+
+
+def parse_frames(text: str) -> tuple[int | None, int | None]:
+    """'A:B', 'A:' or ':B' with whole numbers >= 0 (checked against the clip's length by the retargeter)."""
+    from charctl.util.errors import CharctlError
+
+    match = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", text)
+    if not match or not (match[1] or match[2]):
+        raise CharctlError(f"--frames '{text}': expected A:B (first frame A, up to but not including B; "
+                           f"whole numbers from 0, e.g. 1:600 or 1:)")
+    return (int(match[1]) if match[1] else None, int(match[2]) if match[2] else None)

@@ -33,7 +33,7 @@ from charctl.character.model import Character
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
 from charctl.util.errors import CharctlError
-from charctl.util.rotations import Y_UP_TO_Z_UP, quat_from_euler, slerp
+from charctl.util.rotations import Y_UP_TO_Z_UP, heading, quat_from_euler, slerp
 from charctl.util.typed_config import build
 
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
@@ -453,18 +453,155 @@ def enforce_limits(character: Character, motion: TargetMotion, clamp_ball_joints
 
 
 def retarget_bvh(source_path: Path, character: Character, map_path: Path, name: str, fps: float = 60.0,
-                 loop: str = "none", clamp_ball_joints: bool = False) -> Clip:
-    """The whole method: map, source FK, transfer, resample, limits, ground."""
+                 loop: str = "none", clamp_ball_joints: bool = False,
+                 frames: tuple[int | None, int | None] | None = None,
+                 warn: typing.Callable[[str], None] = print) -> Clip:
+    """The whole method: map, source FK, frame range (or the calibration frame dropped), transfer, resample,
+    limits, ground; then the checks that say when a clip breaks an assumption (`warn` gets one line each)."""
     from charctl.motion.bvh import read_bvh
 
     rmap = load_map(map_path, character)
-    src = source_motion(read_bvh(source_path), Path(source_path), rmap)
+    source_path = Path(source_path)
+    bvh = read_bvh(source_path)
+    check_output_size(bvh.num_frames, bvh.frame_time, fps, str(source_path))
+    src = source_motion(bvh, source_path, rmap)
+    if frames is not None:
+        src = select_frames(src, frames, source_path)
+    else:
+        src = drop_calibration_frame(src, source_path, warn)
     clamp = clamp_ball_joints or rmap.clamp_ball_joints
-    motion = transfer(character, rmap, src, Path(source_path), clamp)
+    motion = transfer(character, rmap, src, source_path, clamp)
     motion = enforce_limits(character, resample(motion, fps), clamp)
+    messages = [check_flat_ground(character, motion)]
     motion = ground(character, motion)
+    for message in messages + [check_forward(motion, rmap)]:
+        if message:
+            warn(f"{source_path}: warning: {message}")
+    check_finite(motion, str(source_path))
     return Clip(character=character, name=name, frame_time=motion.frame_time, root_pos=motion.root_pos,
                 root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop == "wrap")
+
+
+# ------------------------------------------------------------------------------------------- checks
+# The most frames a retargeted clip may have: two hours at 60 fps, far beyond any mocap take, and a bound on the
+# memory asked for before anything is allocated (a Frame Time of 1000000 s or --fps 1e9 stops here).
+MAX_OUTPUT_FRAMES = 432_000
+
+
+def check_output_size(num_frames: int, frame_time: float, fps: float, where: str) -> None:
+    if not np.isfinite(fps) or not fps > 0:
+        raise CharctlError(f"--fps must be a positive number, got {fps:g}")
+    duration = (num_frames - 1) * frame_time
+    count = duration * fps + 1
+    if not np.isfinite(count) or count > MAX_OUTPUT_FRAMES:
+        raise CharctlError(f"{where}: {num_frames} frames of {frame_time:g} s ({duration:g} s) at {fps:g} fps "
+                           f"would be {count:.3g} frames, more than the {MAX_OUTPUT_FRAMES} allowed "
+                           f"(check 'Frame Time' and --fps)")
+
+
+def check_finite(motion: TargetMotion, where: str) -> None:
+    for label, values in (("root position", motion.root_pos), ("root rotation", motion.root_rot),
+                          ("joint rotations", motion.joint_rot)):
+        if not np.all(np.isfinite(values)):
+            raise CharctlError(f"{where}: the retargeted {label} has non-finite values, nothing written")
+
+
+def _slice_source(src: SourceMotion, start: int, stop: int) -> SourceMotion:
+    return SourceMotion(src.names, src.parents, src.rest_pos, src.global_rot[start:stop], src.pos[start:stop],
+                        src.frame_time)
+
+
+def select_frames(src: SourceMotion, frames: tuple[int | None, int | None], path: Path) -> SourceMotion:
+    """Source frames A to B - 1 (`--frames A:B`, Python's slice: either end may be left out)."""
+    total = src.pos.shape[0]
+    start = 0 if frames[0] is None else frames[0]
+    stop = total if frames[1] is None else frames[1]
+    text = f"{'' if frames[0] is None else frames[0]}:{'' if frames[1] is None else frames[1]}"
+    if not 0 <= start < stop <= total:
+        raise CharctlError(f"--frames {text}: {path} has frames 0 to {total - 1}; need 0 <= A < B <= {total}")
+    if stop - start < 2:
+        raise CharctlError(f"--frames {text}: needs at least 2 frames to retarget, selects {stop - start}")
+    return _slice_source(src, start, stop)
+
+
+# A calibration pose (CMU's T-pose) as frame 0: its change to frame 1 is far above the clip's own frame-to-frame
+# changes (CMU: 89-142 degrees against a median of a few). Both conditions, so a fast clip's first step is kept.
+CALIBRATION_RATIO = 10.0
+CALIBRATION_DEGREES = 20.0
+
+
+def frame_changes(src: SourceMotion) -> np.ndarray:
+    """(F - 1,) the largest change of any joint's global rotation from each frame to the next, degrees."""
+    q = src.global_rot
+    dot = np.abs(np.sum(q[:-1] * q[1:], axis=-1))
+    return np.degrees(2.0 * np.arccos(np.minimum(dot, 1.0))).max(axis=1)
+
+
+def drop_calibration_frame(src: SourceMotion, path: Path, warn: typing.Callable[[str], None]) -> SourceMotion:
+    if src.pos.shape[0] < 4:
+        return src
+    change = frame_changes(src)
+    typical = float(np.median(change[1:]))
+    if change[0] > CALIBRATION_DEGREES and change[0] > CALIBRATION_RATIO * typical:
+        warn(f"{path}: dropped frame 0, a calibration pose: joints turn {change[0]:.0f} degrees to frame 1 "
+             f"(the clip's median frame-to-frame change is {typical:.1f}); --frames A:B picks frames yourself")
+        return _slice_source(src, 1, src.pos.shape[0])
+    return src
+
+
+# Flat ground (grounding's assumption) is broken when the character stands on something: a foot keeps still
+# (slower than CONTACT_SPEED) while no part of the body is within OFF_GROUND of the floor, for SUPPORTED_TIME.
+# A jump's feet are still only at its apex, for a few hundredths of a second. Measured before grounding, on the
+# source's own heights (grounding blends the lift between contacts, which would move a foot standing up there).
+OFF_GROUND = 0.1  # metres
+SUPPORTED_TIME = 0.2  # seconds
+
+
+def check_flat_ground(character: Character, motion: TargetMotion) -> str | None:
+    pos, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
+    low = lowest_points(character, pos, rot)
+    feet = list(character.ground_contact_bodies)
+    speed = np.linalg.norm(np.gradient(pos[:, feet], motion.frame_time, axis=0), axis=-1)
+    # the floor: where the feet are when they are still (as `ground` finds each foot's level)
+    still_heights = low[:, feet][speed < CONTACT_SPEED]
+    floor = float(np.median(still_heights)) if len(still_heights) else float(low[:, feet].min())
+    foot_low = low[:, feet].min(axis=1) - floor
+    lowest_foot = np.argmin(low[:, feet], axis=1)
+    still = speed[np.arange(len(speed)), lowest_foot] < CONTACT_SPEED
+    supported = (low.min(axis=1) - floor > OFF_GROUND) & still
+    longest, run = 0, 0
+    for flag in supported:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    if longest * motion.frame_time < SUPPORTED_TIME:
+        return None
+    share = float(np.mean(foot_low > OFF_GROUND))
+    return (f"the clip leaves the flat ground: no foot within {OFF_GROUND:g} m of it in {share:.0%} of the frames, "
+            f"the lowest foot up to {foot_low.max():.2f} m, standing still in the air for "
+            f"{longest * motion.frame_time:.2f} s (grounding assumes a flat floor; docs/retargeting.md)")
+
+
+# A wrong `source.forward` turns the character away from where its root goes: warn when, over the frames the
+# root moves faster than MOVING_SPEED, most travel against the facing (more than 90 degrees off it).
+MOVING_SPEED = 0.2  # metres per second
+
+
+def check_forward(motion: TargetMotion, rmap: RetargetMap) -> str | None:
+    window = max(1, int(round(0.25 / motion.frame_time)))  # velocity over a quarter second: past the sway
+    if len(motion.root_pos) <= window:
+        return None
+    travel = (motion.root_pos[window:, :2] - motion.root_pos[:-window, :2]) / (window * motion.frame_time)
+    facing = np.stack([np.cos(h := heading(motion.root_rot[:-window])), np.sin(h)], axis=-1)
+    speed = np.linalg.norm(travel, axis=-1)
+    moving = speed > MOVING_SPEED
+    if moving.mean() < 0.25:
+        return None  # mostly in place: turning on the spot, standing
+    backwards = np.sum(travel * facing, axis=-1) < 0
+    share = float(np.mean(backwards[moving]))
+    if share <= 0.5:
+        return None
+    return (f"the root travels against the character's facing in {share:.0%} of its moving frames: is "
+            f"source.forward '{rmap.forward}' in {rmap.path} the axis the source skeleton faces at rest?")
 
 
 def import_deepmimic(source_path: Path, character: Character, name: str, loop: str | None = None,
@@ -476,9 +613,11 @@ def import_deepmimic(source_path: Path, character: Character, name: str, loop: s
     from charctl.motion.deepmimic import read_deepmimic_motion
 
     clip = read_deepmimic_motion(Path(source_path), character)
+    check_output_size(clip.num_frames, clip.frame_time, fps, str(source_path))
     clip = dataclasses.replace(clip, name=name, loop=clip.loop if loop is None else loop == "wrap")
     if abs(clip.frame_time * fps - 1.0) > 1e-3:
         motion = resample(TargetMotion(clip.root_pos, clip.root_rot, clip.joint_rot, clip.frame_time), fps)
         clip = dataclasses.replace(clip, frame_time=motion.frame_time, root_pos=motion.root_pos,
                                    root_rot=motion.root_rot, joint_rot=motion.joint_rot)
+    check_finite(TargetMotion(clip.root_pos, clip.root_rot, clip.joint_rot, clip.frame_time), str(source_path))
     return clip
