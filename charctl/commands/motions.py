@@ -4,7 +4,8 @@
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "motions", help="list characters and clips (frames, duration, loop)",
-        description="List the characters in characters/ and the clips in motions/.",
+        description="List the characters in characters/ and the clips in motions/, and what the loop modes "
+        "mean.",
         epilog="example: charctl motions",
     )
     parser.set_defaults(func=run)
@@ -24,4 +25,7 @@ def run(args) -> int:
                 clip = load_clip(name, motion)
                 print(f"  {motion:<12} {clip.num_frames:4d} frames  {clip.duration:6.3f} s  "
                       f"loop {'wrap' if clip.loop else 'none'}")
+    print("loop wrap: the clip repeats, each cycle starting where the last one ended (moved on by its travel and "
+          "turned by its heading change); loop none: after its end the clip holds its last frame. "
+          "'charctl retarget --loop cycle' cuts one cycle from a take and blends its ends to make a wrap clip.")
     return 0

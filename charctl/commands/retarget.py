@@ -23,8 +23,11 @@ def register(subparsers) -> None:
     parser.add_argument("--character", required=True, help="target character (a name in characters/)")
     parser.add_argument("--map", type=Path, default=None, help="map YAML for a BVH source (configs/retarget/)")
     parser.add_argument("--name", required=True, help="clip name: writes <character>_<name>.bvh")
-    parser.add_argument("--loop", choices=["wrap", "none"], default=None,
-                        help="loop flag of the clip (default: none for BVH, the file's flag for .txt)")
+    parser.add_argument("--loop", choices=["wrap", "none", "cycle"], default=None,
+                        help="none: the clip holds its last frame; wrap: it repeats as it is (a warning if its "
+                        "ends do not meet); cycle (BVH): cut the best-matching cycle of at least 0.5 s, blend "
+                        "its last 0.2 s onto its first frame, and write it as wrap (default: none for BVH, the "
+                        "file's flag for .txt)")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the character YAML's fps, else 60)")
     parser.add_argument("--frames", metavar="A:B", default=None,
@@ -60,6 +63,8 @@ def run(args) -> int:
     frames = parse_frames(args.frames) if args.frames is not None else None
     if frames is not None and args.source.suffix.lower() != ".bvh":
         raise CharctlError("--frames applies to a BVH source")
+    if args.loop == "cycle" and args.source.suffix.lower() != ".bvh":
+        raise CharctlError("--loop cycle applies to a BVH source (a DeepMimic clip is one cycle already)")
     if args.source.suffix.lower() == ".txt":
         clip = retarget.import_deepmimic(args.source, character, args.name, loop=args.loop, fps=fps)
     elif args.source.suffix.lower() == ".bvh":

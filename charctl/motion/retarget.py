@@ -33,7 +33,7 @@ from charctl.character.model import Character
 from charctl.motion.bvh import Bvh
 from charctl.motion.clip import Clip
 from charctl.util.errors import CharctlError
-from charctl.util.rotations import Y_UP_TO_Z_UP, heading, quat_from_euler, slerp
+from charctl.util.rotations import Y_UP_TO_Z_UP, heading, quat_from_euler, quat_mul, slerp, z_rotation
 from charctl.util.typed_config import build
 
 AXES = {"x": (0, 1.0), "-x": (0, -1.0), "y": (1, 1.0), "-y": (1, -1.0), "z": (2, 1.0), "-z": (2, -1.0)}
@@ -474,12 +474,102 @@ def retarget_bvh(source_path: Path, character: Character, map_path: Path, name: 
     motion = enforce_limits(character, resample(motion, fps), clamp)
     messages = [check_flat_ground(character, motion)]
     motion = ground(character, motion)
-    for message in messages + [check_forward(motion, rmap)]:
+    messages.append(check_forward(motion, rmap))
+    if loop == "cycle":
+        motion, note = extract_cycle(character, motion, clamp)
+        warn(f"{source_path}: {note}")
+    elif loop == "wrap":
+        messages.append(check_wrap(character, motion))
+    for message in messages:
         if message:
             warn(f"{source_path}: warning: {message}")
     check_finite(motion, str(source_path))
     return Clip(character=character, name=name, frame_time=motion.frame_time, root_pos=motion.root_pos,
-                root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop == "wrap")
+                root_rot=motion.root_rot, joint_rot=motion.joint_rot, loop=loop in ("wrap", "cycle"))
+
+
+# ------------------------------------------------------------------------------------------- looping
+MIN_CYCLE = 0.5  # seconds: shorter than any gait cycle's match (half a walk cycle is its mirror image)
+BLEND_TIME = 0.2  # seconds at the end of a cycle over which it is bent onto its first frame
+WRAP_WARN_DEGREES = 20.0  # `--loop wrap` whose ends differ by more than this gets a warning
+MAX_CYCLE_CANDIDATES = 1200  # frames compared pairwise (longer clips are searched on every n-th frame)
+
+
+def _pose_distance(character: Character, a: TargetMotion, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Mean angle (radians) between the actuated joints' local rotations of frames ia and ib (broadcast), plus
+    the root's tilt (heading left out) and 1 rad per 0.1 m of root height."""
+    moving = [k for k, j in enumerate(character.joints) if j.kind in ("spherical", "revolute")]
+    q = a.joint_rot[:, moving]
+    dot = np.abs(np.einsum("...jk,...jk->...j", q[ia], q[ib]))
+    joints = 2.0 * np.arccos(np.minimum(dot, 1.0)).mean(axis=-1)
+    tq = quat_mul(z_rotation(-heading(a.root_rot)), a.root_rot)
+    tdot = np.abs(np.sum(tq[ia] * tq[ib], axis=-1))
+    return joints + 2.0 * np.arccos(np.minimum(tdot, 1.0)) + np.abs(a.root_pos[ia, 2] - a.root_pos[ib, 2]) / 0.1
+
+
+def wrap_jump(character: Character, motion: TargetMotion) -> float:
+    """Largest joint angle (degrees) between the last and the first frame: the jump a wrapping clip makes."""
+    q = motion.joint_rot
+    dot = np.abs(np.sum(q[-1] * q[0], axis=-1))
+    return float(np.degrees(2.0 * np.arccos(np.minimum(dot, 1.0))).max())
+
+
+def check_wrap(character: Character, motion: TargetMotion) -> str | None:
+    jump = wrap_jump(character, motion)
+    if jump <= WRAP_WARN_DEGREES:
+        return None
+    return (f"--loop wrap joins the last frame to the first with a {jump:.0f} degree joint jump; "
+            f"--loop cycle cuts one cycle and blends its ends")
+
+
+def extract_cycle(character: Character, motion: TargetMotion, clamp_ball_joints: bool = False
+                  ) -> tuple[TargetMotion, str]:
+    """One cycle: the pair of frames (a, b), b - a at least MIN_CYCLE, whose poses and motion match best (each
+    frame compared with its neighbours too, so a pose on the way up does not match the same pose on the way
+    down); frames a..b, the last BLEND_TIME bent onto frame a so the loop closes (joints, root height and tilt;
+    the heading change and the horizontal travel stay, the clip carries them on from cycle to cycle)."""
+    count = len(motion.root_pos)
+    min_frames = int(np.ceil(MIN_CYCLE / motion.frame_time))
+    if count - 2 <= min_frames:
+        raise CharctlError(f"--loop cycle: the clip ({(count - 1) * motion.frame_time:.2f} s) is too short to "
+                           f"hold a cycle of at least {MIN_CYCLE:g} s")
+    step = max(1, int(np.ceil((count - 2) / MAX_CYCLE_CANDIDATES)))
+    frames = np.arange(1, count - 1, step)  # each with a neighbour on both sides
+    ia, ib = frames[:, None], frames[None, :]
+    cost = sum(_pose_distance(character, motion, ia + d, ib + d) for d in (-1, 0, 1))
+    cost = np.where(ib - ia >= min_frames, cost, np.inf)
+    a, b = np.unravel_index(np.argmin(cost), cost.shape)
+    a, b = int(frames[a]), int(frames[b])
+    jump_before = wrap_jump(character, motion)
+    cut = TargetMotion(motion.root_pos[a:b + 1].copy(), motion.root_rot[a:b + 1].copy(),
+                       motion.joint_rot[a:b + 1].copy(), motion.frame_time)
+    n = len(cut.root_pos)
+    window = min(int(round(BLEND_TIME / motion.frame_time)), n - 1)
+    w = np.zeros(n)
+    ramp = np.arange(1, window + 1) / window
+    w[n - window:] = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no kink where the blend starts
+    # joints: q_k * (q_b^-1 q_a)^w, which is q_a at the last frame
+    residual = Rotation.from_quat(cut.joint_rot[-1].reshape(-1, 4)).inv() * Rotation.from_quat(cut.joint_rot[0])
+    rv = residual.as_rotvec()
+    blend = Rotation.from_rotvec((w[:, None, None] * rv[None]).reshape(-1, 3))
+    joint_rot = (Rotation.from_quat(cut.joint_rot.reshape(-1, 4)) * blend).as_quat().reshape(cut.joint_rot.shape)
+    # root: the first frame's orientation turned by the cycle's heading change, and its height
+    turn = heading(cut.root_rot[-1:]) - heading(cut.root_rot[:1])
+    target = Rotation.from_quat(quat_mul(z_rotation(turn), cut.root_rot[:1]))
+    root_res = (Rotation.from_quat(cut.root_rot[-1:]).inv() * target).as_rotvec()
+    root_rot = (Rotation.from_quat(cut.root_rot) * Rotation.from_rotvec(w[:, None] * root_res)).as_quat()
+    root_pos = cut.root_pos.copy()
+    root_pos[:, 2] += w * (cut.root_pos[0, 2] - cut.root_pos[-1, 2])
+    root_pos[:, :2] -= root_pos[0, :2]
+    out = TargetMotion(root_pos, root_rot, joint_rot, motion.frame_time)
+    out = enforce_limits(character, out, clamp_ball_joints)
+    match = float(np.degrees(cost.min() / 3))
+    note = (f"--loop cycle: frames {a} to {b} of the retargeted clip ({(b - a) * motion.frame_time:.3f} s), "
+            f"ends matching within {match:.1f} degrees of mean joint angle (the whole clip's ends: "
+            f"{jump_before:.0f} degrees apart at worst), last {window * motion.frame_time:.2f} s blended onto the "
+            f"first frame")
+    return out, note
+
 
 
 # ------------------------------------------------------------------------------------------- checks
