@@ -289,12 +289,16 @@ def transfer(character: Character, rmap: RetargetMap, src: SourceMotion, source_
     # its children are computed from what the parent really does, so they keep their wanted global rotation.
     joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (num_frames, num_joints, 1))
     world = [desired[0]] + [None] * (num_joints - 1)
+    hinges = _hinge_limbs(character, resolved, desired)
     for k in range(1, num_joints):
         joint = character.joints[k]
         frame = world[joint.parent] * Rotation.from_quat(joint.origin_rot)
         local = Rotation.identity(num_frames)
         if k in desired:
             local = limit_joint(joint, frame.inv() * desired[k], clamp_ball_joints)
+            if k in hinges:
+                twist = _bend_plane_twist(character, k, *hinges[k], frame * local, resolved, rest_pos, rest_rot, src)
+                local = limit_joint(joint, frame.inv() * twist * frame * local, clamp_ball_joints)
         joint_rot[:, k] = local.as_quat()
         world[k] = frame * local
 
@@ -302,6 +306,57 @@ def transfer(character: Character, rmap: RetargetMap, src: SourceMotion, source_
     root_pos = src.pos[:, root_s] * _root_scale(rmap, character, resolved, rest_pos, src)
     root_pos[:, :2] -= root_pos[0, :2]  # start above the origin, as DeepMimic's loaders do
     return TargetMotion(root_pos, world[0].as_quat(), joint_rot, src.frame_time)
+
+
+# A ball joint above a hinge (shoulder-elbow, hip-knee) turns about its bone so that the hinge's axis is normal
+# to the plane the source limb bends in: the hinge angle then carries the whole bend. (A source elbow bending about
+# another axis than the target's, CMU's by ~30 degrees, otherwise loses the part of the bend off the axis.) The
+# twist fades in between BEND_FADE degrees of bend, where the plane is defined, and full twist at twice that.
+BEND_FADE = 5.0  # degrees
+
+
+def _hinge_limbs(character: Character, resolved: dict, desired: dict) -> dict[int, tuple[int, int]]:
+    """Ball joint -> (its hinge child, the hinge's nearest mapped descendant), all mapped."""
+    out = {}
+    for h, joint in enumerate(character.joints):
+        parent = joint.parent
+        if joint.kind != "revolute" or h not in desired or parent not in desired \
+                or character.joints[parent].kind != "spherical" or parent in out:
+            continue
+        below = [c for c in range(character.num_joints) if character.joints[c].parent == h]
+        while below and not any(c in resolved for c in below):
+            below = [g for c in below for g in range(character.num_joints) if character.joints[g].parent == c]
+        found = [c for c in below if c in resolved]
+        if len(found) == 1:
+            out[parent] = (h, found[0])
+    return out
+
+
+def _bend_plane_twist(character: Character, p: int, h: int, d: int, world_p: Rotation, resolved: dict,
+                      rest_pos: np.ndarray, rest_rot: np.ndarray, src: SourceMotion) -> Rotation:
+    """The rotation about ball joint p's bone (to hinge h) that turns h's axis onto the normal of the source's
+    bend plane (h's rest limb direction to the source limb direction), the nearer of its two senses so that a
+    slightly overstretched source limb does not flip the bone; faded out where the limb is nearly straight."""
+    hinge = character.joints[h]
+    bone = world_p.apply(hinge.offset)
+    bone /= np.linalg.norm(bone, axis=-1, keepdims=True)
+    frame_h = world_p * Rotation.from_quat(hinge.origin_rot)
+    axis = frame_h.apply(hinge.axis)
+    limb_rest = Rotation.from_quat(rest_rot[h]).inv().apply(rest_pos[d] - rest_pos[h])  # in h's frame
+    rest_dir = frame_h.apply(limb_rest / np.linalg.norm(limb_rest))
+    limb = src.pos[:, resolved[d][0]] - src.pos[:, resolved[h][0]]
+    limb /= np.maximum(np.linalg.norm(limb, axis=-1, keepdims=True), 1e-12)
+    normal = np.cross(rest_dir, limb)
+    bend = np.degrees(np.arcsin(np.minimum(np.linalg.norm(normal, axis=-1), 1.0)))
+    bend = np.where(np.sum(rest_dir * limb, axis=-1) < 0, 180.0 - bend, bend)
+    # both projected on the plane normal to the bone: the twist angle between them
+    a = axis - np.sum(axis * bone, axis=-1, keepdims=True) * bone
+    t = normal - np.sum(normal * bone, axis=-1, keepdims=True) * bone
+    angle = np.arctan2(np.sum(bone * np.cross(a, t), axis=-1), np.sum(a * t, axis=-1))
+    angle = (angle + np.pi / 2) % np.pi - np.pi / 2  # the axis may point either way along the normal
+    weight = np.clip((bend - BEND_FADE) / BEND_FADE, 0.0, 1.0)
+    weight = np.where(np.linalg.norm(t, axis=-1) > 1e-9, weight, 0.0)
+    return Rotation.from_rotvec((weight * angle)[:, None] * bone)
 
 
 def _rest_alignment(k: int, s: int, resolved: dict, character: Character, rest_pos: np.ndarray,
