@@ -5,16 +5,20 @@ Readable top to bottom:
    split segments, or none), the source's length unit and axes, and the root translation scale.
 2. `source_motion`: source BVH -> per-frame global rotations and joint positions in charctl's world
    (z-up, metres, facing +x). A BVH rest pose is its OFFSET pose with zero rotations, so a source global
-   rotation *is* the rotation relative to the source rest pose.
+   rotation *is* the rotation relative to the source rest pose. Then the frame range (`--frames`), or a
+   calibration first frame (CMU's T-pose) dropped.
 3. `transfer`: each mapped target joint takes its source joint's global rest-relative rotation; a limb
    bone is corrected once by the shortest arc turning its rest direction into the source's (T-pose arms
-   onto arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, hinges
+   onto arms-down, splayed CMU legs onto straight ones); then global -> local down the target tree, a ball
+   joint above a hinge turned about its bone so the hinge axis is normal to the source's bend plane, hinges
    reduced to their twist about their axis and clamped to limits (children compensate, keeping their global
    rotations).
    Root translation is scaled by the ratio of leg lengths (root height over the feet at rest).
 4. `resample` to the character's frame rate (slerp), `enforce_limits` again.
 5. `ground`: lift or lower the root per frame so the lowest foot in contact sits at height 0 and no
    collision shape of any body goes below the ground.
+6. Checks that warn when a clip breaks an assumption (flat ground, the forward axis, a wrap that jumps), and
+   `extract_cycle` for `--loop cycle`.
 """
 
 from __future__ import annotations
