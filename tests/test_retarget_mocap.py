@@ -264,3 +264,30 @@ def test_an_elbow_bending_about_a_tilted_axis_keeps_the_forearm_direction(walk, 
     elbow = clip.joint_rot[:, humanoid.joint_index("left_elbow")]
     bend = np.degrees(2 * np.arctan2(elbow[:, 2], elbow[:, 3]))
     np.testing.assert_allclose(bend, np.degrees(flex[::2]), atol=0.5)  # and the hinge carries the whole bend
+
+
+def test_a_deepmimic_clip_with_an_absurd_frame_duration_is_refused(tmp_path, capsys):
+    import json
+
+    from test_retarget import DEEPMIMIC_WALK
+
+    if not DEEPMIMIC_WALK.exists():
+        pytest.skip("DeepMimic reference data not present")
+    data = json.loads(DEEPMIMIC_WALK.read_text())
+    for frame in data["Frames"]:
+        frame[0] = 1000000.0
+    source = tmp_path / "slow.txt"
+    source.write_text(json.dumps(data))
+    code, _, err = run(capsys, source, "--character", "humanoid", "--name", "slow", "--out-dir", tmp_path)
+    assert code == 2 and "more than the 432000 allowed" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "humanoid_slow.bvh").exists()
+
+
+def test_a_clip_with_non_finite_values_is_not_saved(humanoid, tmp_path):
+    from charctl.motion.clip import Clip
+
+    clip = Clip(character=humanoid, name="bad", frame_time=1 / 60, root_pos=np.array([[0, 0, np.inf]] * 2),
+                root_rot=np.tile([0, 0, 0, 1.0], (2, 1)), joint_rot=np.tile([0, 0, 0, 1.0], (2, 15, 1)), loop=False)
+    with pytest.raises(retarget.CharctlError, match="non-finite"):
+        clip.save(directory=tmp_path)
+    assert list(tmp_path.iterdir()) == []

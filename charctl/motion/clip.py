@@ -204,6 +204,8 @@ class Clip:
         bvh_path = directory / f"{self.character.name}_{self.name}.bvh"
         meta = {"character": self.character.name, "motion": self.name, "loop": "wrap" if self.loop else "none",
                 "frames": self.num_frames, "frame_time": self.frame_time, "source": source}
+        if not all(np.all(np.isfinite(a)) for a in (self.root_pos, self.root_rot, self.joint_rot)):
+            raise CharctlError(f"{bvh_path}: the clip has non-finite values, nothing written")
         write_bvh(bvh_path, self.to_bvh())
         atomic_write_text(bvh_path.with_suffix(".yaml"), yaml.safe_dump(meta, sort_keys=False))
         return bvh_path
