@@ -740,7 +740,8 @@ def check_forward(motion: TargetMotion, rmap: RetargetMap) -> str | None:
     if len(motion.root_pos) <= window:
         return None
     travel = (motion.root_pos[window:, :2] - motion.root_pos[:-window, :2]) / (window * motion.frame_time)
-    facing = np.stack([np.cos(h := heading(motion.root_rot[:-window])), np.sin(h)], axis=-1)
+    facing_angle = heading(motion.root_rot[:-window])
+    facing = np.stack([np.cos(facing_angle), np.sin(facing_angle)], axis=-1)
     speed = np.linalg.norm(travel, axis=-1)
     moving = speed > MOVING_SPEED
     if moving.mean() < 0.25:
