@@ -18,9 +18,11 @@ import time
 
 import gymnasium as gym
 import numpy as np
-import pybullet
 
 import charctl.envs  # noqa: F401
+from charctl.util.quiet import import_pybullet
+
+pybullet = import_pybullet()  # without its build banner
 
 
 def _hold(sim, k: int) -> None:

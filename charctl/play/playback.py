@@ -10,11 +10,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
 
 from charctl.character.model import Character
 from charctl.character.pose import Pose
 from charctl.sim.bullet_pose import apply_pose
+from charctl.util.quiet import import_pybullet
+
+pybullet = import_pybullet()  # without its build banner
 
 GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pybullet
 
 from charctl.character.layout import joint_layout
 from charctl.character.model import Character
 from charctl.character.pose import Pose
+from charctl.util.quiet import import_pybullet
 from charctl.util.rotations import quat_rotate
+
+pybullet = import_pybullet()  # without its build banner
 
 
 def apply_pose(client_id: int, body_id: int, character: Character, pose: Pose) -> None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet
 import pybullet_data
 
 from charctl.character.model import Character
@@ -14,6 +13,9 @@ from charctl.character.pose import Pose
 from charctl.sim.bullet_pose import apply_pose
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
+from charctl.util.quiet import NativeOutputSilenced, import_pybullet
+
+pybullet = import_pybullet()  # without its build banner
 
 
 @dataclass
@@ -32,13 +34,14 @@ class KinematicScene:
     def __init__(self, character: Character, camera: Camera | None = None, show_character: bool = True):
         self.character = character
         self.camera = camera or Camera()
-        self.client = pybullet.connect(pybullet.DIRECT)
-        pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)
-        pybullet.loadURDF("plane.urdf", physicsClientId=self.client)
-        self.body = None
-        if show_character:
-            self.body = pybullet.loadURDF(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
-                                          physicsClientId=self.client)
+        with NativeOutputSilenced():
+            self.client = pybullet.connect(pybullet.DIRECT)
+            pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)
+            pybullet.loadURDF("plane.urdf", physicsClientId=self.client)
+            self.body = None
+            if show_character:
+                self.body = pybullet.loadURDF(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
+                                              physicsClientId=self.client)
 
     def render(self, pose: Pose) -> np.ndarray:
         """An RGB image (H, W, 3) of the character in `pose`, the camera looking at its root."""

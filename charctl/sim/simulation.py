@@ -12,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
 import pybullet_data
 
 from charctl.character.layout import JointLayout, joint_layout
 from charctl.character.model import Character
 from charctl.character.pose import Pose
 from charctl.sim.bullet_pose import apply_pose
+from charctl.util.quiet import NativeOutputSilenced, import_pybullet
 from charctl.util.rotations import canonical
+
+pybullet = import_pybullet()  # without its build banner
 
 
 @dataclass
@@ -76,8 +78,23 @@ class Simulation:
         self.character = character
         self.config = config or SimConfig()
         self.substeps = int(round(self.config.physics_hz / self.config.control_hz))
+        # a GUI window's thread prints OpenGL and thread reports until it is closed: silenced for its whole life
+        self._silenced = NativeOutputSilenced().start()
+        try:
+            self._connect(gui)
+        except BaseException:
+            self._silenced.stop()
+            raise
+        if not gui:
+            self._silenced.stop()
+
+    def _connect(self, gui: bool) -> None:
+        character = self.character
         self.client = pybullet.connect(pybullet.GUI if gui else pybullet.DIRECT)
         p = dict(physicsClientId=self.client)
+        if gui:  # no debug panes, and nothing drawn until the caller has set the scene up and turns rendering on
+            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
+            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 0, **p)
         pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), **p)
         pybullet.setGravity(0, 0, self.config.gravity, **p)
         pybullet.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.config.physics_hz,
@@ -135,7 +152,8 @@ class Simulation:
 
     def load_extra_body(self, urdf_path: str, **kwargs) -> int:
         """Load another body (e.g. a display-only ghost) and make it part of the world `restart` returns to."""
-        body = pybullet.loadURDF(urdf_path, physicsClientId=self.client, **kwargs)
+        with NativeOutputSilenced():
+            body = pybullet.loadURDF(urdf_path, physicsClientId=self.client, **kwargs)
         pybullet.removeState(self._clean_state, physicsClientId=self.client)
         self._clean_state = pybullet.saveState(physicsClientId=self.client)
         return body
@@ -228,7 +246,9 @@ class Simulation:
     def close(self) -> None:
         if self.client is not None:
             try:
-                pybullet.disconnect(self.client)
+                with NativeOutputSilenced():
+                    pybullet.disconnect(self.client)
             except pybullet.error:
                 pass
             self.client = None
+        self._silenced.stop()
