@@ -1,6 +1,7 @@
 """`charctl play CHECKPOINT --gui` (a PyBullet window) or `--record out.mp4` (headless video)."""
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -67,7 +68,8 @@ def run(args) -> int:
         player = Player(env, task.policy, imitation.config.horizon, args.seed, deterministic=not args.stochastic,
                         ghost=not args.no_ghost)
         if args.gui:
-            played = run_gui(player, args.seconds, args.episodes, args.screenshot, distance)
+            played = run_gui(player, args.seconds, args.episodes, args.screenshot, distance,
+                             note=lambda text: print(f"charctl: {text}", file=sys.stderr, flush=True))
             print(f"{task.name}: {played} episode(s) finished; last: {player.status_text()}")
         else:
             seconds = 10.0 if args.seconds is None else args.seconds

@@ -1,4 +1,5 @@
-"""Learning curves from run directories (progress.csv + config.yaml), grouped by task: median and spread."""
+"""Learning curves from run directories (progress.csv + config.yaml), grouped by task: median and spread, against
+the task's no-policy baseline and the AWR paper's result."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ import yaml
 
 from charctl.util.errors import CharctlError
 
+# The AWR paper's normalised returns (Peng et al. 2019, Table 2, AWR column) for the five imitation tasks.
+PAPER_RETURNS = {"humanoid_cartwheel": 0.78, "humanoid_spinkick": 0.77, "dog_canter": 0.86, "dog_trot": 0.86,
+                 "dog_turn": 0.82}
+BASELINE_EPISODES = 8  # reference PD falls within ~1 s, so 8 episodes take a second or two
+BASELINE_CACHE = "reference_pd.json"
+
 
 @dataclass
 class Run:
@@ -20,6 +27,9 @@ class Run:
     wall_time: np.ndarray     # seconds
     returns: np.ndarray       # test return, normalised for imitation tasks
     normalized: bool
+    env_id: str = ""
+    env_kwargs: dict | None = None
+    horizon: int | None = None  # control steps of a full test episode (imitation tasks)
 
 
 def read_run(run_dir: str | Path) -> Run:
@@ -40,7 +50,47 @@ def read_run(run_dir: str | Path) -> Run:
     key = "test_normalized_return" if normalized else "test_return"
     return Run(path=run_dir, task=task, samples=np.array([float(r["samples"]) for r in rows]),
                wall_time=np.array([float(r["wall_time"]) for r in rows]),
-               returns=np.array([float(r[key]) for r in rows]), normalized=normalized)
+               returns=np.array([float(r[key]) for r in rows]), normalized=normalized,
+               env_id=str(config.get("env_id")), env_kwargs=kwargs or None, horizon=_horizon(kwargs))
+
+
+def _horizon(env_kwargs: dict) -> int | None:
+    settings = (env_kwargs or {}).get("config") or {}
+    sim = settings.get("sim") or {}
+    if "time_limit" not in settings:
+        return None
+    return int(round(settings["time_limit"] * sim.get("control_hz", 30.0)))
+
+
+def reference_baseline(run: Run, episodes: int = BASELINE_EPISODES) -> float | None:
+    """The task's no-policy baseline for an imitation run: the mean normalised return of PD targets taken
+    straight from the clip (charctl.play.evaluation.evaluate_reference_pd) in the run's own env settings, over
+    `episodes` held-out starts. Cached in the run directory (reference_pd.json) with the settings it used."""
+    import json
+
+    from charctl.util.fileio import atomic_write_text
+
+    if not run.normalized or not run.env_kwargs or "character" not in run.env_kwargs:
+        return None
+    cache = run.path / BASELINE_CACHE
+    key = {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "episodes": episodes}
+    if cache.exists():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("key") == json.loads(json.dumps(key)):
+                return float(saved["normalized_return"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: measure again
+    from charctl.awr.rollout import make_env
+    from charctl.play.evaluation import evaluate_reference_pd
+
+    env = make_env(run.env_id, run.env_kwargs)
+    try:
+        value = evaluate_reference_pd(env, episodes).summary()["normalized_return"]
+    finally:
+        env.close()
+    atomic_write_text(cache, json.dumps({"key": key, "normalized_return": value}, indent=1) + "\n")
+    return value
 
 
 def group_curve(runs: list[Run], x: str, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -54,7 +104,9 @@ def group_curve(runs: list[Run], x: str, points: int = 200) -> tuple[np.ndarray,
     return grid, np.nanmedian(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None) -> list[Run]:
+def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None, figure: list | None = None
+              ) -> list[Run]:
+    """Draw the runs' curves into `out`; `figure`, when given, receives the matplotlib Figure (for tests)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -72,23 +124,44 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
                              squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10
     for row, ((task, members), color) in enumerate(zip(groups.items(), colors)):
-        ylabel = "normalised return" if members[0].normalized else "test return"
+        first = members[0]
+        if first.normalized:
+            episode = f"{first.horizon}-step episodes" if first.horizon else "full episodes"
+            ylabel = f"normalised test return\n(deterministic, {episode})"
+        else:
+            ylabel = "test return (deterministic)"
+        baseline = reference_baseline(first)
+        paper = PAPER_RETURNS.get(task) if first.normalized else None
         for ax, x, scale, xlabel in ((axes[row, 0], "samples", 1e6, "samples (millions)"),
                                      (axes[row, 1], "wall_time", 60.0, "wall time (minutes)")):
             single = len(members) == 1
             for run in members:
                 ax.plot(getattr(run, x) / scale, run.returns, color=color, alpha=1.0 if single else 0.4,
-                        linewidth=1.5 if single else 0.8, marker=".", markersize=3)
+                        linewidth=1.5 if single else 0.8, marker=".", markersize=3,
+                        label=run.path.name if single else None)
             if len(members) > 1:
                 grid, median, low, high = group_curve(members, x)
                 ax.plot(grid / scale, median, color=color, linewidth=2, label=f"median of {len(members)} runs")
                 ax.fill_between(grid / scale, low, high, color=color, alpha=0.15, label="min-max")
-                ax.legend(fontsize=8)
-            ax.set(xlabel=xlabel, ylabel=f"{ylabel} (deterministic)", title=task)
+            if baseline is not None:
+                ax.axhline(baseline, color="0.3", linestyle="--", linewidth=1.2,
+                           label=f"no policy (reference PD) {baseline:.3f}", gid="baseline")
+            if paper is not None:
+                ax.axhline(paper, color="tab:green", linestyle=":", linewidth=1.5,
+                           label=f"AWR paper {paper:.2f}", gid="paper")
+            if first.normalized:
+                # from 0, so noise around a tiny value does not fill the axis and look like progress
+                top = max([float(np.max(r.returns)) for r in members] + [baseline or 0.0, paper or 0.0])
+                ax.set_ylim(0.0, max(top * 1.2, 0.05))
+            ax.legend(fontsize=8)
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=task)
             ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=110, format=out.suffix[1:])
-    plt.close(fig)
+    if figure is not None:
+        figure.append(fig)
+    else:
+        plt.close(fig)
     return runs

@@ -117,24 +117,30 @@ def _pressed(events: dict, key: int) -> bool:
 
 
 def run_gui(player: Player, seconds: float | None, episodes: int | None, screenshot=None,
-            camera_distance: float = 3.0) -> int:
-    """The interactive loop at real time. Returns the number of episodes played."""
+            camera_distance: float = 3.0, text_hz: float = 3.0, note=None) -> int:
+    """The interactive loop, paced to the control clock (real time). Returns the number of episodes played.
+
+    The window draws nothing until the first pose and the camera are set (Simulation starts a GUI with rendering
+    off). Each call into a GUI client waits for its render thread, so the on-screen text (the slowest call, ~0.05 s
+    under software rendering) changes `text_hz` times a second, not every step. `note(text)` is told once when the
+    machine cannot keep up with real time."""
     client = player.imitation.sim.client
     p = dict(physicsClientId=client)
-    pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
-    text_id = -1
-    paused, started, played = False, time.monotonic(), 0
     dt = player.imitation.dt
+    text_every = max(1, int(round(1.0 / (text_hz * dt))))
     player.reset()
-    help_id = pybullet.addUserDebugText("space pause  n step  r reset  g ghost  q quit", [0, 0, 0],
-                                        textColorRGB=[0.2, 0.2, 0.2], textSize=1.1, **p)
+    _follow(player, camera_distance, p)
+    pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 1, **p)  # the scene is set up: show it
+    text_ids = [-1, -1]
+    paused, played, loops, shown = False, 0, 0, None
+    clock = RealTimeClock(dt)
     while True:
-        tick = time.monotonic()
         events = pybullet.getKeyboardEvents(**p)
         if _pressed(events, KEYS["quit"]):
             break
         if _pressed(events, KEYS["pause"]):
             paused = not paused
+            clock.restart()
         if _pressed(events, KEYS["ghost"]) and player.ghost is not None:
             player.ghost.toggle()
             player._show_ghost()
@@ -147,21 +153,72 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
                 if episodes is not None and played >= episodes:
                     break
                 player.reset()
-        root = player.root_position
-        pybullet.resetDebugVisualizerCamera(camera_distance, 30.0, -15.0, [root[0], root[1] + 0.5, 0.7 * root[2]],
-                                            **p)
-        text_id = pybullet.addUserDebugText(player.status_text() + ("  [paused]" if paused else ""),
-                                            [root[0], root[1] - 0.8, root[2] + 0.9], textColorRGB=[0, 0, 0],
-                                            textSize=1.2, replaceItemUniqueId=text_id, **p)
-        pybullet.addUserDebugText("space pause  n step  r reset  g ghost  q quit",
-                                  [root[0], root[1] - 0.8, root[2] + 0.7], textColorRGB=[0.3, 0.3, 0.3],
-                                  textSize=1.0, replaceItemUniqueId=help_id, **p)
-        if seconds is not None and time.monotonic() - started >= seconds:
+        _follow(player, camera_distance, p)
+        status = player.status_text() + ("  [paused]" if paused else "")
+        if loops % text_every == 0 or (paused and status != shown):
+            text_ids = _draw_text(player, [status, "space pause  n step  r reset  g ghost  q quit"], text_ids, p)
+            shown = status
+        loops += 1
+        if seconds is not None and clock.elapsed() >= seconds:
             break
-        time.sleep(max(0.0, dt - (time.monotonic() - tick)))
+        clock.wait()
+        if note is not None and not paused and clock.too_slow():
+            note(f"the window runs at {clock.speed():.2f}x real time: this machine cannot draw and simulate "
+                 f"a {dt * 1000:.0f} ms step in time (software OpenGL?)")
     if screenshot is not None:
         save_window(client, screenshot, player.root_position, camera_distance)
     return played
+
+
+class RealTimeClock:
+    """Sleeps to the next tick of a `dt` clock; behind it, it carries on from now (no catching up in a burst) and
+    measures how fast simulated time runs against the wall clock."""
+
+    def __init__(self, dt: float, judge_after: float = 2.0):
+        self.dt, self.judge_after = dt, judge_after
+        self.started = time.monotonic()
+        self.restart()
+        self.reported = False
+
+    def restart(self) -> None:
+        self.next_tick = time.monotonic() + self.dt
+        self.since, self.ticks = time.monotonic(), 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if now < self.next_tick:
+            time.sleep(self.next_tick - now)
+            self.next_tick += self.dt
+        else:
+            self.next_tick = now + self.dt
+        self.ticks += 1
+
+    def speed(self) -> float:
+        """Simulated seconds per wall-clock second since the last restart (1.0: real time)."""
+        return self.ticks * self.dt / max(time.monotonic() - self.since, 1e-9)
+
+    def too_slow(self, threshold: float = 0.9) -> bool:
+        """True once, when after `judge_after` seconds the clock runs below `threshold` of real time."""
+        if self.reported or time.monotonic() - self.since < self.judge_after or self.speed() >= threshold:
+            return False
+        self.reported = True
+        return True
+
+
+def _follow(player: Player, distance: float, p: dict) -> None:
+    root = player.root_position
+    pybullet.resetDebugVisualizerCamera(distance, 30.0, -15.0, [root[0], root[1] + 0.5, 0.7 * root[2]], **p)
+
+
+def _draw_text(player: Player, lines: list[str], ids: list[int], p: dict) -> list[int]:
+    root = player.root_position
+    return [pybullet.addUserDebugText(line, [root[0], root[1] - 0.8, root[2] + 0.9 - 0.2 * i],
+                                      textColorRGB=[0.0, 0.0, 0.0] if i == 0 else [0.3, 0.3, 0.3],
+                                      textSize=1.2 if i == 0 else 1.0, replaceItemUniqueId=old, **p)
+            for i, (line, old) in enumerate(zip(lines, ids))]
 
 
 def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:
