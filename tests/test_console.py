@@ -34,3 +34,20 @@ def test_commands_print_no_pybullet_banner(tmp_path):
     failing = charctl("play", "missing.pt", "--record", str(tmp_path / "x.gif"))
     assert failing.returncode == 2 and failing.stdout == ""
     assert len(failing.stderr.strip().splitlines()) == 1 and "build time" not in failing.stderr
+
+
+def test_training_messages_label_their_numbers():
+    from pathlib import Path
+
+    from charctl.awr.trainer import TrainResult, _postfix
+
+    imitation = TrainResult(Path("."), "dog_trot", 3, 6000, test_returns=[(6000, 15.2)], test_episodes=10,
+                            horizon=600)
+    assert imitation.final_test_text() == "normalised test return 0.025 (10 deterministic episodes)"
+    gym = TrainResult(Path("."), "Hopper-v5", 3, 6000, test_returns=[(6000, 1234.6)], test_episodes=10)
+    assert gym.final_test_text() == "test return 1234.6 (10 deterministic episodes)"
+    assert TrainResult(Path("."), "x", 0, 0).final_test_text() is None
+    row = {"samples_per_second": "812.345", "train_normalized_return": "0.0213456", "train_return": "12.8"}
+    assert _postfix(row, imitation, 600) == {"samples/s": "812", "train return (normalised)": "0.0213",
+                                             "test return (normalised)": "0.0253"}
+    assert _postfix(row, gym, None) == {"samples/s": "812", "train return": "12.8", "test return": "1235"}

@@ -59,9 +59,22 @@ class TrainResult:
     best_test_return: float | None = None
     interrupted: bool = False
 
+    test_episodes: int = 0      # deterministic episodes behind each test return
+    horizon: int | None = None  # full-episode control steps (imitation tasks): test return / horizon = normalised
+
     @property
     def final_test_return(self) -> float | None:
         return self.test_returns[-1][1] if self.test_returns else None
+
+    def final_test_text(self) -> str | None:
+        """The last test return, labelled: normalised for imitation tasks, raw for Gym tasks."""
+        final = self.final_test_return
+        if final is None:
+            return None
+        episodes = f"({self.test_episodes} deterministic episodes)"
+        if self.horizon:
+            return f"normalised test return {final / self.horizon:.3f} {episodes}"
+        return f"test return {final:.1f} {episodes}"
 
     @property
     def last_checkpoint(self) -> Path:
@@ -231,7 +244,8 @@ class _Run:
         self.log = ProgressLog(out_dir / "progress.csv", self.iteration, state.get("last_row") if state else None)
         self.writer = _tensorboard(out_dir, purge_step=self.samples)
         self.result = TrainResult(out_dir=out_dir, name=name, iteration=self.iteration, samples=self.samples,
-                                  best_test_return=self.best)
+                                  best_test_return=self.best, test_episodes=config.eval_episodes,
+                                  horizon=self.horizon)
         self.rollouts = None
         from tqdm import tqdm
         self.bar = tqdm(total=config.samples, initial=min(self.samples, config.samples), unit="samples",
@@ -368,12 +382,24 @@ def make_rollouts(env_id: str, env_kwargs: dict, config: AWRConfig, ray_address:
 
 
 def _postfix(row: dict, result: TrainResult, horizon: int | None) -> dict:
-    """Progress-bar fields: samples/s and train/test return (normalised when the task has a horizon)."""
+    """Progress-bar fields, named for what they are: samples/s, the mean return of this iteration's training
+    episodes (exploring) and of the last deterministic test, normalised (sum of rewards / full-episode steps) when
+    the task has a horizon, raw otherwise."""
     test = result.final_test_return
+    speed = {"samples/s": _short(row.get("samples_per_second", ""))}
     if horizon:
-        return {"sps": row.get("samples_per_second", ""), "train": row.get("train_normalized_return", ""),
-                "test": _fmt(test / horizon if test is not None else None)}
-    return {"sps": row.get("samples_per_second", ""), "train": row.get("train_return", ""), "test": _fmt(test)}
+        return {**speed, "train return (normalised)": _short(row.get("train_normalized_return", "")),
+                "test return (normalised)": _short(_fmt(test / horizon if test is not None else None))}
+    return {**speed, "train return": _short(row.get("train_return", "")), "test return": _short(_fmt(test))}
+
+
+def _short(text: str) -> str:
+    """A logged number to 3 significant figures (whole above 1000) for the bar; progress.csv keeps 6."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _path_str(path) -> str | None:

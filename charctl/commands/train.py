@@ -111,12 +111,12 @@ def run(args) -> int:
     out = args.out or f"runs/{name}-s{config.seed}"
     result = train(env_id, env_kwargs, config, out, resume=args.resume, dataset=args.dataset,
                    progress=not args.no_progress, name=name, ray_address=args.ray, changes=changes)
-    final = result.final_test_return
+    final = result.final_test_text()
     if result.interrupted:
         print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "
               f"({result.samples} samples); continue with --resume --out {out}")
         return 130
     print(f"{name}: {result.samples} samples, {result.iteration} iterations"
-          + (f", test return {final:.1f}" if final is not None else "")
+          + (f", {final}" if final is not None else "")
           + f"; best policy {result.best_checkpoint}, last {result.last_checkpoint}")
     return 0
