@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
     parser.add_argument("--no-ghost", action="store_true", help="do not draw the reference clip")
+    parser.add_argument("--no-labels", action="store_true", help="record: no legend, episode, time and return "
+                        "drawn on the frames")
     parser.add_argument("--screenshot", type=Path, help="GUI: save the window's picture (.png) when it closes")
     parser.add_argument("--width", type=int, default=480, help="video width (default 480)")
     parser.add_argument("--height", type=int, default=360, help="video height (default 360)")
@@ -77,11 +79,18 @@ def run(args) -> int:
             total = episodes * (int(round(seconds / imitation.dt)) + 1)
             with tqdm(total=total, unit="frame", desc=f"record {args.record.name}") as bar:
                 count = record(player, args.record, seconds, episodes, args.width, args.height, distance,
-                               progress=lambda n: bar.update(n - bar.n))
+                               progress=lambda n, planned: _advance(bar, n, planned), labels=not args.no_labels)
             print(f"wrote {args.record} ({count} frames); last episode: {player.status_text()}")
     finally:
         env.close()
     return 0
+
+
+def _advance(bar, frames: int, planned: int) -> None:
+    """The bar's total follows the frames the video will have (an episode that ends early has fewer)."""
+    if bar.total != planned:
+        bar.total = planned
+    bar.update(frames - bar.n)
 
 
 def play_gym_task(task, args) -> int:

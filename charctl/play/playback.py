@@ -19,12 +19,15 @@ from charctl.util.quiet import import_pybullet
 pybullet = import_pybullet()  # without its build banner
 
 GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
+# Beside the character as the default camera (yaw 30 degrees) sees it: along the picture's horizontal axis, to the
+# right and so ahead of the character, which falls back from it rather than into it when it lags the clip.
+GHOST_OFFSET = (1.0, 0.6, 0.0)
 
 
 class Ghost:
     """A second copy of the character that shows the reference pose; it collides with nothing."""
 
-    def __init__(self, sim, character: Character, offset=(0.0, 1.0, 0.0)):
+    def __init__(self, sim, character: Character, offset=GHOST_OFFSET):
         self.client, self.character = sim.client, character
         self.offset = np.asarray(offset, dtype=np.float64)
         p = dict(physicsClientId=self.client)
@@ -61,7 +64,7 @@ class Player:
     """Runs the policy in an imitation env, one control step at a time, keeping the ghost in step."""
 
     def __init__(self, env, policy, horizon: int, seed: int, deterministic: bool, ghost: bool = True,
-                 ghost_offset=(0.0, 1.0, 0.0)):
+                 ghost_offset=GHOST_OFFSET):
         self.env, self.policy, self.horizon = env, policy, horizon
         self.imitation = env.unwrapped
         self.deterministic = deterministic
@@ -77,6 +80,13 @@ class Player:
     def root_position(self) -> np.ndarray:
         state = self.imitation.sim.state()
         return state.root_pos
+
+    def view_target(self) -> np.ndarray:
+        """Where the camera looks: between the character and its ghost (the character alone without one)."""
+        root = self.root_position
+        if self.ghost is not None and self.ghost.visible:
+            return root + self.ghost.offset / 2
+        return root
 
     def reset(self) -> None:
         from charctl.awr.rollout import evaluation_seed
@@ -166,7 +176,7 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
             note(f"the window runs at {clock.speed():.2f}x real time: this machine cannot draw and simulate "
                  f"a {dt * 1000:.0f} ms step in time (software OpenGL?)")
     if screenshot is not None:
-        save_window(client, screenshot, player.root_position, camera_distance)
+        save_window(client, screenshot, player.view_target(), camera_distance)
     return played
 
 
@@ -209,8 +219,8 @@ class RealTimeClock:
 
 
 def _follow(player: Player, distance: float, p: dict) -> None:
-    root = player.root_position
-    pybullet.resetDebugVisualizerCamera(distance, 30.0, -15.0, [root[0], root[1] + 0.5, 0.7 * root[2]], **p)
+    target = player.view_target()
+    pybullet.resetDebugVisualizerCamera(distance, 30.0, -15.0, [target[0], target[1], 0.7 * target[2]], **p)
 
 
 def _draw_text(player: Player, lines: list[str], ids: list[int], p: dict) -> list[int]:
@@ -225,38 +235,87 @@ def save_window(client: int, path, target: np.ndarray, distance: float, width: i
     """A picture rendered by the GUI's own OpenGL renderer (not TinyRenderer): proof the window draws."""
     from charctl.sim.render import Camera, render_client, write_frames
 
-    frame = render_client(client, np.asarray(target) + (0.0, 0.5, 0.0), Camera(width, height, distance),
+    frame = render_client(client, np.asarray(target), Camera(width, height, distance),
                           renderer=pybullet.ER_BULLET_HARDWARE_OPENGL)
     write_frames(path, [frame], 30.0)
 
 
 # --------------------------------------------------------------------------------------------- video
+RESET_CAPTION_SECONDS = 0.5
+
+
 def record(player: Player, path, seconds: float, episodes: int, width: int, height: int,
-           camera_distance: float, progress=None) -> int:
-    """Render episodes headless (TinyRenderer) into a .gif/.mp4; returns the number of frames."""
+           camera_distance: float, progress=None, labels: bool = True) -> int:
+    """Render episodes headless (TinyRenderer) into a .gif/.mp4; returns the number of frames.
+
+    With `labels`, each frame carries a legend (policy / reference ghost), the episode and its time, the normalised
+    return so far, and a caption for ~0.5 s after each reset. `progress(frames, planned)`: frames written so far
+    and the frames the video will have (fewer than first planned when an episode ends early)."""
     from charctl.sim.render import Camera, render_client, write_frames
 
     camera = Camera(width=width, height=height, distance=camera_distance)
     frames, fps = [], 1.0 / player.imitation.dt
     steps_per_episode = int(round(seconds * fps))
-    for _ in range(episodes):
+    planned = episodes * (steps_per_episode + 1)
+    caption_frames = int(round(RESET_CAPTION_SECONDS * fps))
+    ended = None
+
+    def add_frame(episode: int, caption: str | None) -> None:
+        frame = render_client(player.imitation.sim.client, player.view_target(), camera)
+        frames.append(label_frame(frame, player, episode, caption) if labels else frame)
+        if progress is not None:
+            progress(len(frames), planned)
+
+    for episode in range(1, episodes + 1):
         player.reset()
-        frames.append(_frame(player, camera, render_client))
-        for _ in range(steps_per_episode):
+        caption = None if episode == 1 else f"reset: {ended}, episode {episode} starts"
+        for step in range(steps_per_episode + 1):
+            add_frame(episode, caption if step < caption_frames else None)
+            if step == steps_per_episode:
+                ended = f"{seconds:g} s shown"
+                break
             info = player.step()
-            frames.append(_frame(player, camera, render_client))
-            if progress is not None:
-                progress(len(frames))
-            if info.done:
+            if info.done:  # its last frame shows the end state; the video is that much shorter than planned
+                ended = "fell" if info.fell else "time limit"
+                planned -= steps_per_episode - (step + 1)
+                add_frame(episode, caption if step + 1 < caption_frames else None)
                 break
     write_frames(path, frames, fps)
     return len(frames)
 
 
-def _frame(player: Player, camera, render_client) -> np.ndarray:
-    root = player.root_position
-    target = root + (0.0, 0.5 if player.ghost is not None and player.ghost.visible else 0.0, 0.0)
-    return render_client(player.imitation.sim.client, target, camera)
+def label_frame(frame: np.ndarray, player: Player, episode: int, caption: str | None) -> np.ndarray:
+    """The frame with a legend (top left), episode, time and normalised return so far (top right), and an
+    optional caption (bottom centre), drawn with Pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(10, image.height // 28))
+    pad, box = 4, max(8, image.height // 36)
+    line = font.size + 3
+    ghost = tuple(int(255 * c) for c in GHOST_RGBA[:3])
+    legend = [("policy (simulated)", (110, 110, 115))]
+    if player.ghost is not None and player.ghost.visible:
+        legend.append(("reference clip (ghost)", ghost))
+    for i, (text, color) in enumerate(legend):
+        y = pad + i * line
+        draw.rectangle([pad, y + 2, pad + box, y + 2 + box], fill=color, outline=(0, 0, 0))
+        draw.text((pad + box + 4, y), text, fill=(0, 0, 0), font=font)
+    last = player.last
+    right = [f"episode {episode}  t {last.time:4.1f} s", f"normalised return {last.normalized_return:.3f}"]
+    if last.fell:
+        right.append("FELL")
+    for i, text in enumerate(right):
+        width = draw.textlength(text, font=font)
+        draw.text((image.width - pad - width, pad + i * line), text, fill=(0, 0, 0) if text != "FELL" else
+                  (200, 0, 0), font=font)
+    if caption:
+        width = draw.textlength(caption, font=font)
+        x, y = (image.width - width) / 2, image.height - pad - line
+        draw.rectangle([x - 4, y - 2, x + width + 4, y + line], fill=(255, 220, 80))
+        draw.text((x, y), caption, fill=(0, 0, 0), font=font)
+    return np.asarray(image)
 
 
 # --------------------------------------------------------------------------------------------- gymnasium tasks
