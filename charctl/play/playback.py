@@ -28,10 +28,13 @@ class Ghost:
     """A second copy of the character that shows the reference pose; it collides with nothing."""
 
     def __init__(self, sim, character: Character, offset=GHOST_OFFSET):
-        self.client, self.character = sim.client, character
+        self.client, self.character = sim.display_client, character
         self.offset = np.asarray(offset, dtype=np.float64)
         p = dict(physicsClientId=self.client)
-        self.body = sim.load_extra_body(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        if sim.display_client == sim.client:
+            self.body = sim.load_extra_body(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        else:  # a window mirroring the physics world: the ghost lives in the window only
+            self.body = pybullet.loadURDF(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE, **p)
         for link in range(-1, character.num_joints - 1):
             pybullet.setCollisionFilterGroupMask(self.body, link, 0, 0, **p)
             pybullet.changeVisualShape(self.body, link, rgbaColor=GHOST_RGBA, **p)
@@ -120,6 +123,7 @@ class Player:
 
 # --------------------------------------------------------------------------------------------- GUI window
 KEYS = {"pause": ord(" "), "step": ord("n"), "reset": ord("r"), "ghost": ord("g"), "quit": ord("q")}
+KEYS_HELP = "space pause  n step  r reset  g ghost  q quit"
 
 
 def _pressed(events: dict, key: int) -> bool:
@@ -127,21 +131,23 @@ def _pressed(events: dict, key: int) -> bool:
 
 
 def run_gui(player: Player, seconds: float | None, episodes: int | None, screenshot=None,
-            camera_distance: float = 3.0, text_hz: float = 3.0, note=None) -> int:
+            camera_distance: float = 3.0, text_hz: float = 2.0, note=None) -> int:
     """The interactive loop, paced to the control clock (real time). Returns the number of episodes played.
 
-    The window draws nothing until the first pose and the camera are set (Simulation starts a GUI with rendering
-    off). Each call into a GUI client waits for its render thread, so the on-screen text (the slowest call, ~0.05 s
-    under software rendering) changes `text_hz` times a second, not every step. `note(text)` is told once when the
-    machine cannot keep up with real time."""
-    client = player.imitation.sim.client
+    The window draws nothing until the first pose and the camera are set (Simulation.open_display starts it with
+    rendering off). Each call into a GUI client waits for its render thread; text is the slowest (0.2-0.3 s a line
+    under software OpenGL on a loaded machine), so status and keys share one line, which changes `text_hz` times a
+    second. `note(text)` is told once when the machine cannot keep up."""
+    sim = player.imitation.sim
+    client = sim.display_client
     p = dict(physicsClientId=client)
     dt = player.imitation.dt
     text_every = max(1, int(round(1.0 / (text_hz * dt))))
     player.reset()
+    sim.show()
     _follow(player, camera_distance, p)
     pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 1, **p)  # the scene is set up: show it
-    text_ids = [-1, -1]
+    text_id = -1
     paused, played, loops, shown = False, 0, 0, None
     clock = RealTimeClock(dt)
     while True:
@@ -163,10 +169,14 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
                 if episodes is not None and played >= episodes:
                     break
                 player.reset()
+        sim.show()
         _follow(player, camera_distance, p)
         status = player.status_text() + ("  [paused]" if paused else "")
         if loops % text_every == 0 or (paused and status != shown):
-            text_ids = _draw_text(player, [status, "space pause  n step  r reset  g ghost  q quit"], text_ids, p)
+            root = player.root_position
+            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [root[0], root[1] - 0.8, root[2] + 0.9],
+                                                textColorRGB=[0.0, 0.0, 0.0], textSize=1.2,
+                                                replaceItemUniqueId=text_id, **p)
             shown = status
         loops += 1
         if seconds is not None and clock.elapsed() >= seconds:
@@ -221,14 +231,6 @@ class RealTimeClock:
 def _follow(player: Player, distance: float, p: dict) -> None:
     target = player.view_target()
     pybullet.resetDebugVisualizerCamera(distance, 30.0, -15.0, [target[0], target[1], 0.7 * target[2]], **p)
-
-
-def _draw_text(player: Player, lines: list[str], ids: list[int], p: dict) -> list[int]:
-    root = player.root_position
-    return [pybullet.addUserDebugText(line, [root[0], root[1] - 0.8, root[2] + 0.9 - 0.2 * i],
-                                      textColorRGB=[0.0, 0.0, 0.0] if i == 0 else [0.3, 0.3, 0.3],
-                                      textSize=1.2 if i == 0 else 1.0, replaceItemUniqueId=old, **p)
-            for i, (line, old) in enumerate(zip(lines, ids))]
 
 
 def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:

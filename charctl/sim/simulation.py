@@ -78,23 +78,51 @@ class Simulation:
         self.character = character
         self.config = config or SimConfig()
         self.substeps = int(round(self.config.physics_hz / self.config.control_hz))
-        # a GUI window's thread prints OpenGL and thread reports until it is closed: silenced for its whole life
-        self._silenced = NativeOutputSilenced().start()
+        with NativeOutputSilenced():
+            self._connect()
+        # `display_client` is what a picture or a window shows: the physics world itself, or with `gui` a window
+        # that mirrors it (open_display)
+        self.display_client, self.display_body = self.client, self.body
+        self._silenced = NativeOutputSilenced()
+        if gui:
+            self.open_display()
+
+    def open_display(self) -> None:
+        """A PyBullet GUI window showing the character, posed by `show`. The physics stays in the DIRECT world:
+        every call into a GUI client waits for its render thread, and the dog's 48 physics calls per control step
+        made there ran at 0.01x real time under software OpenGL. The window starts without debug panes and draws
+        nothing until the caller turns rendering on (COV_ENABLE_RENDERING) once the scene is set up."""
+        # its render thread prints OpenGL and thread reports until it is closed: silenced for its whole life
+        self._silenced.start()
         try:
-            self._connect(gui)
+            client = pybullet.connect(pybullet.GUI)
+            p = dict(physicsClientId=client)
+            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
+            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 0, **p)
+            pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), **p)
+            pybullet.loadURDF("plane.urdf", **p)
+            body = pybullet.loadURDF(str(self.character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE, **p)
         except BaseException:
             self._silenced.stop()
             raise
-        if not gui:
-            self._silenced.stop()
+        self.display_client, self.display_body = client, body
+        self.show()
 
-    def _connect(self, gui: bool) -> None:
+    def show(self) -> None:
+        """Pose the window's character as the physics world's (nothing to do without a window): two calls."""
+        if self.display_client == self.client:
+            return
+        position, orientation = pybullet.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
+        joints = pybullet.getJointStatesMultiDof(self.body, self.pd_indices, physicsClientId=self.client)
+        p = dict(physicsClientId=self.display_client)
+        pybullet.resetBasePositionAndOrientation(self.display_body, position, orientation, **p)
+        pybullet.resetJointStatesMultiDof(self.display_body, self.pd_indices, targetValues=[j[0] for j in joints],
+                                          **p)
+
+    def _connect(self) -> None:
         character = self.character
-        self.client = pybullet.connect(pybullet.GUI if gui else pybullet.DIRECT)
+        self.client = pybullet.connect(pybullet.DIRECT)
         p = dict(physicsClientId=self.client)
-        if gui:  # no debug panes, and nothing drawn until the caller has set the scene up and turns rendering on
-            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
-            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 0, **p)
         pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), **p)
         pybullet.setGravity(0, 0, self.config.gravity, **p)
         pybullet.setPhysicsEngineParameter(fixedTimeStep=1.0 / self.config.physics_hz,
@@ -244,11 +272,11 @@ class Simulation:
         return max([0.0] + [-c[8] for c in points])
 
     def close(self) -> None:
-        if self.client is not None:
+        for client in {self.client, self.display_client} - {None}:
             try:
                 with NativeOutputSilenced():
-                    pybullet.disconnect(self.client)
+                    pybullet.disconnect(client)
             except pybullet.error:
                 pass
-            self.client = None
+        self.client = self.display_client = None
         self._silenced.stop()
