@@ -24,8 +24,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("what", choices=["env", "learn"], help="what to measure")
-    parser.add_argument("character")
-    parser.add_argument("motion")
+    parser.add_argument("character", help="character name (see 'charctl motions')")
+    parser.add_argument("motion", help="one of its clips")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement (default 5)")
     parser.add_argument("--workers", type=int, default=None,
                         help="env: also measure samples/s with N worker processes; learn: rollout workers "

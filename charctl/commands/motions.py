@@ -4,8 +4,9 @@
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "motions", help="list characters and clips (frames, duration, loop)",
-        description="List the characters in characters/ and the clips in motions/, and what the loop modes "
-        "mean.",
+        description="List the characters in characters/ and the clips in motions/. Loop: 'wrap' clips repeat, "
+        "each pass starting where the last ended, moved on and turned by one cycle, so an episode can run past the "
+        "clip's length; 'none' clips play once and hold their last frame.",
         epilog="example: charctl motions",
     )
     parser.set_defaults(func=run)

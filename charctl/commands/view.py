@@ -18,8 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second of the GIF (default 30)")
     parser.add_argument("--seconds", type=float, default=None, help="length (default: one pass of the clip)")
     parser.add_argument("--at", type=float, default=0.0, help="start time in the clip, seconds")
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--width", type=int, default=320, help="picture width in pixels (default 320)")
+    parser.add_argument("--height", type=int, default=240, help="picture height in pixels (default 240)")
     parser.set_defaults(func=run)
 
 
