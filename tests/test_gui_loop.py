@@ -23,8 +23,10 @@ def test_gui_loop_paces_redraws_text_sparingly_and_says_when_slow(monkeypatch):
     started = time.monotonic()
     run_gui(player, seconds=1.0, episodes=None, note=notes.append)
     assert time.monotonic() - started >= 1.0
+    assert len(steps) >= 3
     assert len(steps) <= 1.0 * 30 + 2  # never faster than the 30 Hz clock
-    assert len(texts) <= len(steps) / 15 + 1 and "space pause" in texts[0]  # 2x a second, not every step
+    elapsed = time.monotonic() - started
+    assert len(texts) <= 2 * elapsed + 1 and "space pause" in texts[0]  # 2x a second, not every step
     assert notes == []  # too short a run to judge
 
     def slow_step():  # a machine that needs 0.1 s a step: 0.33x real time at best

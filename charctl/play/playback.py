@@ -142,13 +142,12 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
     client = sim.display_client
     p = dict(physicsClientId=client)
     dt = player.imitation.dt
-    text_every = max(1, int(round(1.0 / (text_hz * dt))))
     player.reset()
     sim.show()
     _follow(player, camera_distance, p)
     pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 1, **p)  # the scene is set up: show it
     text_id = -1
-    paused, played, loops, shown = False, 0, 0, None
+    paused, played, shown, drawn_at = False, 0, None, -np.inf
     clock = RealTimeClock(dt)
     while True:
         events = pybullet.getKeyboardEvents(**p)
@@ -172,13 +171,12 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
         sim.show()
         _follow(player, camera_distance, p)
         status = player.status_text() + ("  [paused]" if paused else "")
-        if loops % text_every == 0 or (paused and status != shown):
-            root = player.root_position
-            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [root[0], root[1] - 0.8, root[2] + 0.9],
+        if time.monotonic() - drawn_at >= 1.0 / text_hz or (paused and status != shown):
+            target, height = player.view_target(), player.root_position[2]
+            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [target[0], target[1], height + 0.9],
                                                 textColorRGB=[0.0, 0.0, 0.0], textSize=1.2,
                                                 replaceItemUniqueId=text_id, **p)
-            shown = status
-        loops += 1
+            shown, drawn_at = status, time.monotonic()
         if seconds is not None and clock.elapsed() >= seconds:
             break
         clock.wait()
