@@ -275,7 +275,8 @@ def _collision_shapes(link: ET.Element) -> tuple[CollisionShape, ...]:
         xyz = _floats(origin.get("xyz", "0 0 0")) if origin is not None else np.zeros(3)
         rpy = _floats(origin.get("rpy", "0 0 0")) if origin is not None else np.zeros(3)
         rot = Rotation.from_euler("xyz", rpy).as_matrix()
-        for geometry in collision.find("geometry") or []:
+        geometries = collision.find("geometry")  # an Element's truth value is its child count (deprecated)
+        for geometry in geometries if geometries is not None else []:
             if geometry.tag == "sphere":
                 size = [float(geometry.get("radius"))]
             elif geometry.tag in ("capsule", "cylinder"):
