@@ -172,9 +172,9 @@ def run_gui(player: Player, seconds: float | None, episodes: int | None, screens
         _follow(player, camera_distance, p)
         status = player.status_text() + ("  [paused]" if paused else "")
         if time.monotonic() - drawn_at >= 1.0 / text_hz or (paused and status != shown):
-            target, height = player.view_target(), player.root_position[2]
-            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [target[0], target[1], height + 0.9],
-                                                textColorRGB=[0.0, 0.0, 0.0], textSize=1.2,
+            root = player.root_position  # the text starts here (left-aligned): up and to the left of the character
+            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [root[0], root[1] - 0.8, root[2] + 0.9],
+                                                textColorRGB=[0.0, 0.0, 0.0], textSize=1.0,
                                                 replaceItemUniqueId=text_id, **p)
             shown, drawn_at = status, time.monotonic()
         if seconds is not None and clock.elapsed() >= seconds:
