@@ -97,8 +97,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_iteration(tmp_path):
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     whole = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "whole", progress=False)
     train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "split", progress=False)
-    split = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "split", resume=True,
-                  progress=False)
+    split = train("CartPole-v1", {}, quick_config(), tmp_path / "split", resume=True, progress=False,
+                  changes={"samples": 4 * 512})
     assert (whole.iteration, whole.samples) == (split.iteration, split.samples)
     a = load_checkpoint(whole.last_checkpoint)["agent"]["actor"]
     b = load_checkpoint(split.last_checkpoint)["agent"]["actor"]
@@ -110,8 +110,8 @@ def test_resume_with_changes_applies_them_from_there_on_and_records_them(tmp_pat
     train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "run", progress=False)
     before = load_checkpoint(tmp_path / "run" / "CartPole-v1-last.pt")
     # actor_lr 0 freezes the actor: proof the new rate, not the saved optimiser's, drives the steps
-    result = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "run", resume=True, progress=False,
-                   changes={"actor_lr": 0, "obs_clip": 5.0})
+    result = train("CartPole-v1", {}, quick_config(), tmp_path / "run", resume=True, progress=False,
+                   changes={"samples": 4 * 512, "actor_lr": 0, "obs_clip": 5.0})
     after = load_checkpoint(result.last_checkpoint)
     assert after["iteration"] == 4
     for key, value in before["agent"]["actor"].items():
@@ -121,9 +121,11 @@ def test_resume_with_changes_applies_them_from_there_on_and_records_them(tmp_pat
     assert after["agent"]["actor_optimizer"]["param_groups"][0]["lr"] == 0.0
     assert after["agent"]["normalizer"]["clip"] == 5.0
     assert (tmp_path / "run" / "settings_changes.txt").read_text() == \
-        f"iteration 2 ({before['samples']} samples): actor_lr 0.0005 -> 0.0; obs_clip None -> 5.0\n"
-    # a plain resume keeps the changed settings and records nothing new
-    train("CartPole-v1", {}, quick_config(samples=5 * 512), tmp_path / "run", resume=True, progress=False)
+        f"iteration 2 ({before['samples']} samples): samples 1024 -> 2048; actor_lr 0.0005 -> 0.0; " \
+        "obs_clip None -> 5.0\n"
+    # a resume that changes nothing keeps the changed settings and records nothing new
+    train("CartPole-v1", {}, quick_config(), tmp_path / "run", resume=True, progress=False,
+          changes={"samples": 4 * 512, "actor_lr": 0.0})
     assert load_checkpoint(result.last_checkpoint)["config"]["actor_lr"] == 0.0
     assert len((tmp_path / "run" / "settings_changes.txt").read_text().splitlines()) == 1
 

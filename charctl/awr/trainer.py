@@ -136,12 +136,37 @@ def _tensorboard(out_dir: Path, purge_step: int):
 
 # settings a resumed run cannot change: the saved networks' shapes, the normaliser's floor, the seed
 FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed")
-# settings every resume may change without being asked to record it: the budget and where the work runs
-RUNTIME_SETTINGS = ("samples", "num_workers", "torch_threads", "device")
+# how the command line names a setting in a refusal (others are --set KEY)
+FLAGS = {"samples": "--samples", "seed": "--seed", "num_workers": "--workers"}
 
 
-def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
+def _env_difference(saved_id: str, saved_kwargs: dict, env_id: str, env_kwargs: dict) -> str:
+    """A short description of how the checkpoint's env differs from the requested one (not two dict dumps)."""
+    if saved_id != env_id:
+        return f"{saved_id}, not {env_id}"
+    for key in ("character", "motion"):
+        if saved_kwargs.get(key) != env_kwargs.get(key):
+            return f"{saved_kwargs.get(key)} ({key}), not {env_kwargs.get(key)}"
+    flat_saved, flat_wanted = _flatten(saved_kwargs), _flatten(env_kwargs)
+    keys = sorted(k for k in flat_saved.keys() | flat_wanted.keys() if flat_saved.get(k) != flat_wanted.get(k))
+    shown = "; ".join(f"{k} {flat_saved.get(k)!r}, not {flat_wanted.get(k)!r}" for k in keys[:3])
+    return f"env settings {shown}" + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _resume_state(path: Path, env_id: str, env_kwargs: dict,
                   changes: dict | None) -> tuple[dict, AWRConfig, list[str]]:
+    """The checkpoint, the resumed run's settings (the saved ones with `changes` applied) and a note per change.
+    Refusals happen here, before anything in the run directory is written."""
     if not path.exists():
         others = sorted(p.name[:-len("-last.pt")] for p in path.parent.glob("*-last.pt"))
         if others:
@@ -150,22 +175,29 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, config: AWRConfig,
         raise CharctlError(f"{path}: no checkpoint to resume from")
     state = load_checkpoint(path)
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
-        raise CharctlError(f"{path}: trained on {state['env_id']} {dict(state['env_kwargs'])}, "
-                           f"not {env_id} {env_kwargs}")
+        raise CharctlError(f"{path}: trained on " + _env_difference(state["env_id"], dict(state["env_kwargs"]),
+                                                                    env_id, env_kwargs)
+                           + "; a resumed run keeps its env (start a new run in another --out)")
     saved = config_to_dict(build_config(state["config"], f"{path}: config"))
-    # a resumed run keeps its settings except the budget, where it runs, and what `changes` asks for
-    wanted = {**{key: getattr(config, key) for key in RUNTIME_SETTINGS}, **(changes or {})}
-    resumed_config = build_config({**saved, **wanted}, f"{path}: config")  # types checked, ints to floats
+    resumed_config = build_config({**saved, **(changes or {})}, "--set")  # types and ranges checked
     resumed = config_to_dict(resumed_config)
-    changed = [key for key in (changes or {}) if resumed[key] != saved[key] and key not in RUNTIME_SETTINGS]
+    changed = [key for key in (changes or {}) if resumed[key] != saved[key]]
     for key in changed:
         if key in FIXED_ON_RESUME:
-            raise CharctlError(f"--set {key}: a resumed run keeps its {key} ({saved[key]}); start a new run "
+            flag = FLAGS.get(key, f"--set {key}")
+            raise CharctlError(f"{flag}: a resumed run keeps its {key} ({saved[key]}); start a new run "
                                "to change it")
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a kill during a write
-        stale.unlink(missing_ok=True)
     notes = [f"{key} {saved[key]} -> {resumed[key]}" for key in changed]
     return state, resumed_config, notes
+
+
+def clean_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the `.NAME.*.tmp` files a kill during an atomic write leaves (charctl/util/fileio.py)."""
+    removed = []
+    for stale in directory.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
 
 
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
@@ -177,8 +209,10 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
     `ray_address`: rollout workers as Ray actors ("local" or "" starts or joins a Ray instance as ray.init()
     does; else a cluster address); None: local worker processes.
-    `changes`: with `resume`, AWR settings to change from here on (learning rates, std, clips, ...); each change
-    is printed and appended to settings_changes.txt with the iteration it starts at.
+    `resume`: continue from NAME-last.pt with the run's saved settings (its sample budget and seed too);
+    `config` is then not used. `changes`: with `resume`, AWR settings to change from here on (the budget,
+    learning rates, std, clips, workers, ...); each change is printed and appended to settings_changes.txt with
+    the iteration it starts at. A change of a FIXED_ON_RESUME setting or of the env is refused.
     """
     run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes)
     try:
@@ -204,8 +238,9 @@ class _Run:
         check_primitive(env_kwargs, "env kwargs")
         state, notes = None, []
         if resume:
-            state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, config, changes)
+            state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes)
             dataset = state["dataset"]
+            clean_stale_temporaries(out_dir)
         elif self.last_path.exists():
             raise CharctlError(f"{self.last_path}: a run already exists here; pass --resume to continue it "
                                "or choose another --out")

@@ -98,12 +98,13 @@ def run(args) -> int:
 
         import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
-    # with --resume these (the --config file, then --set) change the saved settings from here on
-    changes = {**(read_yaml(Path(args.config)) if args.config else {}), **awr_overrides} if args.resume else None
-    env_id, env_kwargs, name = resolve(args, env_overrides)
     for key, value in (("samples", args.samples), ("seed", args.seed), ("num_workers", args.workers)):
         if value is not None:
             awr_overrides[key] = value
+    # a resumed run keeps its saved settings; these (the --config file, then --set and the flags) change them
+    # from here on, and a change of the seed or the networks is refused
+    changes = {**(read_yaml(Path(args.config)) if args.config else {}), **awr_overrides} if args.resume else None
+    env_id, env_kwargs, name = resolve(args, env_overrides)
     gym_task = args.character == GYM
     config = load_config(env_id if gym_task else None, args.config, awr_overrides,
                          character=None if gym_task else env_kwargs["character"],

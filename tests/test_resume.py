@@ -1,0 +1,106 @@
+"""`charctl train --resume` continues the run as it was started: its saved sample budget, seed, workers and
+AWR settings; what the resume command changes is applied and said; what cannot change is refused before
+anything is written."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from charctl.awr.checkpoint import load_checkpoint
+from charctl.awr.trainer import _env_difference
+from charctl.cli import main
+
+QUICK = ["--no-progress", "--set", "samples_per_iter=512", "--set", "critic_steps=5", "--set", "actor_steps=10",
+         "--set", "eval_every=0", "--set", "eval_episodes=1"]
+
+
+def snapshot(directory: Path) -> dict:
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def run(tmp_path, capsys):
+    """A finished 1024-sample CartPole run started with seed 3 and no workers."""
+    out = tmp_path / "run"
+    assert main(["train", "gym", "CartPole-v1", "--samples", "1024", "--seed", "3", "--workers", "0",
+                 "--out", str(out), *QUICK]) == 0
+    capsys.readouterr()
+    return out
+
+
+def saved(run: Path) -> dict:
+    return load_checkpoint(run / "CartPole-v1-last.pt")
+
+
+def test_a_plain_resume_keeps_the_budget_seed_and_workers(run, capsys):
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert " samples, 2 iterations" in out and "resuming with" not in out  # nothing more to do, no change
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert (config["samples"], config["seed"], config["num_workers"]) == (1024, 3, 0)
+    assert config["samples_per_iter"] == 512  # the --set values of the first command are kept too
+    assert not (run / "settings_changes.txt").exists()
+
+
+@pytest.mark.parametrize("flag", [["--samples", "2048"], ["--set", "samples=2048"]])
+def test_a_new_budget_is_applied_and_said(run, capsys, flag):
+    saved_samples = saved(run)["samples"]
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress", *flag]) == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1: resuming with samples 1024 -> 2048" in out
+    state = saved(run)
+    assert (state["iteration"], state["config"]["samples"], state["config"]["seed"]) == (4, 2048, 3)
+    assert (run / "settings_changes.txt").read_text() == \
+        f"iteration 2 ({saved_samples} samples): samples 1024 -> 2048\n"
+    # the next plain resume keeps the new budget
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert saved(run)["config"]["samples"] == 2048
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seed", "5"], "--seed: a resumed run keeps its seed (3); start a new run to change it"),
+    (["--set", "seed=5"], "--seed: a resumed run keeps its seed (3)"),
+    (["--set", "actor_layers=[32]"], "--set actor_layers: a resumed run keeps its actor_layers ([128, 64])"),
+    (["--set", "critic_layers=[8, 8]"], "--set critic_layers: a resumed run keeps its critic_layers"),
+    (["--set", "normalizer_std_floor=0.5"], "--set normalizer_std_floor: a resumed run keeps its"),
+    (["--samples", "0"], "samples"),
+    (["--set", "nonsense=1"], "unknown key 'nonsense'"),
+])
+def test_what_cannot_change_is_refused_with_one_line_and_nothing_written(run, capsys, argv, expected):
+    before = snapshot(run)
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert snapshot(run) == before
+
+
+def test_the_same_seed_again_is_no_change(run, capsys):
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress",
+                 "--seed", "3", "--samples", "1024"]) == 0
+    assert "resuming with" not in capsys.readouterr().out
+
+
+def test_a_changed_worker_count_is_applied_and_said(run, capsys):
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress",
+                 "--workers", "1", "--samples", "1536"]) == 0
+    assert "resuming with samples 1024 -> 1536; num_workers 0 -> 1" in capsys.readouterr().out
+    assert saved(run)["config"]["num_workers"] == 1
+
+
+def test_stale_temporary_files_are_removed_on_resume(run):
+    stale = [run / ".CartPole-v1-last.pt.abc123.pt.tmp", run / ".progress.csv.x1.csv.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert not any(path.exists() for path in stale)
+
+
+def test_another_env_is_named_in_a_short_line():
+    kwargs = {"character": "dog", "motion": "trot", "config": {"time_limit": 20.0, "sim": {"control_hz": 30}}}
+    assert _env_difference("charctl/Imitate-v0", kwargs, "CartPole-v1", {}) == "charctl/Imitate-v0, not CartPole-v1"
+    assert _env_difference("charctl/Imitate-v0", kwargs, "charctl/Imitate-v0", {**kwargs, "motion": "canter"}) \
+        == "trot (motion), not canter"
+    other = {**kwargs, "config": {"time_limit": 10.0, "sim": {"control_hz": 30}}}
+    assert _env_difference("charctl/Imitate-v0", kwargs, "charctl/Imitate-v0", other) == \
+        "env settings config.time_limit 20.0, not 10.0"
