@@ -34,6 +34,7 @@ class AWRConfig:
     eval_every: int = 10                 # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = 10
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
+    worker_timeout: float = 600.0        # seconds a rollout worker may take to answer; then the run stops (hung)
     # --- data
     samples_per_iter: int = 2048         # new samples per iteration (whole episodes, so a little more)
     buffer_size: int = 50_000            # FIFO replay buffer, in samples; whole oldest episodes are evicted

@@ -15,6 +15,7 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import signal
+import time
 import traceback
 
 import gymnasium as gym
@@ -27,6 +28,7 @@ from charctl.util.errors import CharctlError
 EVAL_STREAM = 7_000_001     # separates the trainer's test episodes' seeds from training seeds
 HELD_OUT_STREAM = 7_000_002  # `charctl eval` and `play`: start states the trainer never chose a checkpoint on
 PARENT_CHECK_SECONDS = 2.0  # an orphaned worker notices its learner is gone this quickly
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies
 
 
 def make_env(env_id: str, env_kwargs: dict | None = None) -> gym.Env:
@@ -117,7 +119,26 @@ def evaluate_episodes(env: gym.Env, policy: NumpyPolicy, seeds: list[int]) -> li
     return results
 
 
-def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), whatever killed the parent; exit now if
+    the parent is already gone (it may have died before the request was made)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the worker's parent check below is the fallback
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited: list) -> None:
+    die_with_parent(parent_pid)
+    # the fork copied the learner's ends of every worker's pipe; holding them, this worker would never see the
+    # learner go (a send to a full pipe would block forever), so close them
+    for other in inherited:
+        other.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes the workers
     env = None
     try:
@@ -149,9 +170,11 @@ def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int) -> None:
 class Rollouts:
     """Collects whole episodes with `num_workers` processes (0: in this process)."""
 
-    def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int):
+    def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int,
+                 timeout: float | None = None):
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_workers, self.seed = num_workers, seed
+        self.timeout = timeout  # seconds a worker may take to answer before it counts as hung (None: no bound)
         self.restarts = 0  # local workers are not replaced: a dead one stops the run (resume with --resume)
         self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
         self._connections, self._processes = [], []
@@ -159,8 +182,9 @@ class Rollouts:
             context = mp.get_context("fork")  # workers start instantly and inherit registered envs
             for _ in range(num_workers):
                 parent_end, child_end = context.Pipe()
+                inherited = [*self._connections, parent_end]
                 process = context.Process(target=_worker_main, daemon=True,
-                                          args=(child_end, env_id, self.env_kwargs, os.getpid()))
+                                          args=(child_end, env_id, self.env_kwargs, os.getpid(), inherited))
                 process.start()
                 child_end.close()
                 self._connections.append(parent_end)
@@ -175,7 +199,10 @@ class Rollouts:
 
     def _receive(self, index: int):
         conn, process = self._connections[index], self._processes[index]
+        deadline = time.monotonic() + (self.timeout if self.timeout is not None else float("inf"))
         while True:
+            if time.monotonic() > deadline and not conn.poll():
+                self._raise_hung(index)
             if conn.poll():
                 try:
                     status, payload = conn.recv()
@@ -195,6 +222,12 @@ class Rollouts:
         self.close()
         raise CharctlError(f"rollout worker {index} (pid {process.pid}) died with exit code {process.exitcode}; "
                            "rerun with --resume to continue from the last checkpoint")
+
+    def _raise_hung(self, index: int):
+        pid = self._processes[index].pid
+        self.close()  # kills it: a stopped or spinning worker answers no close request
+        raise CharctlError(f"rollout worker {index} (pid {pid}) did not answer within {self.timeout:g} s "
+                           "(worker_timeout); it was stopped; rerun with --resume to continue from the last checkpoint")
 
     def _run(self, command: str, per_worker_args: list[dict]) -> list:
         for index, args in enumerate(per_worker_args):
@@ -245,6 +278,9 @@ class Rollouts:
             process.join(timeout=2.0)
             if process.is_alive():
                 process.terminate()
+                process.join(timeout=1.0)
+            if process.is_alive():  # stopped (SIGSTOP) or ignoring SIGTERM: only SIGKILL ends it
+                process.kill()
                 process.join(timeout=1.0)
         for conn in self._connections:
             conn.close()

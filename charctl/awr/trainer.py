@@ -410,7 +410,7 @@ class _Run:
 
 def make_rollouts(env_id: str, env_kwargs: dict, config: AWRConfig, ray_address: str | None, log):
     if ray_address is None:
-        return Rollouts(env_id, env_kwargs, config.num_workers, config.seed)
+        return Rollouts(env_id, env_kwargs, config.num_workers, config.seed, timeout=config.worker_timeout)
     from charctl.awr.ray_rollout import RayRollouts
 
     return RayRollouts(env_id, env_kwargs, config.num_workers, config.seed, ray_address, log=log)

@@ -1,0 +1,157 @@
+"""Rollout workers under faults: a killed trainer takes its workers with it within seconds, a hung worker
+becomes a one-line error, and Ctrl-C during a wait on a stopped worker ends the run with its checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from charctl.awr.checkpoint import load_checkpoint
+
+QUICK = ["--no-progress", "--set", "samples_per_iter=512", "--set", "critic_steps=5", "--set", "actor_steps=10",
+         "--set", "eval_every=0", "--set", "eval_episodes=2"]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")]
+
+
+def alive(pid: int) -> bool:
+    """Running or stopped; a zombie (dead, waiting to be reaped by whoever adopted it) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def wait_until(condition, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def start_training(run_dir: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "charctl", "train", "gym", "CartPole-v1", "--out", str(run_dir),
+                             "--samples", "10000000", "--workers", "2", *QUICK, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> None:
+    def ready():
+        assert process.poll() is None, process.communicate()
+        return (run_dir / "progress.csv").exists()
+    wait_until(ready, 180, "a first iteration")
+
+
+def kill_all(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("moment", [0.0, 0.2])
+def test_killing_the_trainer_ends_its_workers_within_seconds(tmp_path, moment):
+    process = start_training(tmp_path / "run")
+    try:
+        wait_for_checkpoint(tmp_path / "run", process)
+        workers = children(process.pid)
+        assert len(workers) == 2
+        time.sleep(moment)
+        process.kill()
+        process.wait()
+        wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "the workers end")
+    finally:
+        process.kill()
+        process.communicate()
+        kill_all(children(process.pid) if alive(process.pid) else [])
+
+
+def test_a_worker_blocked_on_a_send_ends_when_its_learner_dies_without_the_death_signal(tmp_path):
+    """The second line of defence (and what a non-Linux system has): the worker holds no learner pipe ends, so
+    its send fails as soon as the learner is gone."""
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        import charctl.awr.rollout as rollout
+        import gymnasium as gym
+        from charctl.awr.agent import AWRAgent
+        from charctl.awr.config import AWRConfig
+        rollout.die_with_parent = lambda parent_pid: None  # only the closed pipe ends can save the worker now
+        rollouts = rollout.Rollouts("CartPole-v1", {}, 2, 0)
+        print(*[p.pid for p in rollouts._processes], flush=True)
+        env = gym.make("CartPole-v1")
+        policy = AWRAgent(env.observation_space, env.action_space, AWRConfig()).policy()
+        for index in range(2):  # 20000 samples of results: far more than a pipe buffer holds
+            rollouts._send(index, ("collect", {"policy": policy.to_state(), "num_samples": 20000, "seed": index,
+                                               "noise_std": None}))
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    # the workers inherit stdout: read their pids, then wait for the learner itself, not for the pipe's end
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in process.stdout.readline().split()]
+    process.wait(timeout=120)
+    process.stdout.close()
+    assert len(workers) == 2
+    try:
+        wait_until(lambda: not any(alive(pid) for pid in workers), 10.0, "the workers end")
+    finally:
+        kill_all(workers)
+
+
+def test_a_stopped_worker_becomes_a_one_line_error_and_the_checkpoint_stays(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir, "--set", "worker_timeout=3")
+    workers = []
+    try:
+        wait_for_checkpoint(run_dir, process)
+        workers = children(process.pid)
+        os.kill(workers[0], signal.SIGSTOP)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "did not answer within 3" in lines[0] and "--resume" in lines[0], err
+        wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "the workers end")
+        load_checkpoint(run_dir / "CartPole-v1-last.pt")
+    finally:
+        process.kill()
+        process.communicate()
+        kill_all(workers)
+
+
+def test_ctrl_c_while_waiting_on_a_stopped_worker_ends_the_run_promptly(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)  # the default worker timeout: far longer than this test
+    workers = []
+    try:
+        wait_for_checkpoint(run_dir, process)
+        workers = children(process.pid)
+        os.kill(workers[1], signal.SIGSTOP)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        out, err = process.communicate(timeout=30)
+        assert time.monotonic() - start < 10
+        assert process.returncode == 130 and "Traceback" not in err, err
+        assert "--resume" in out
+        state = load_checkpoint(run_dir / "CartPole-v1-last.pt")
+        assert state["iteration"] >= 1
+        wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "the workers end")
+    finally:
+        process.kill()
+        process.communicate()
+        kill_all(workers)
