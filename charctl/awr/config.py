@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -18,7 +18,7 @@ import yaml
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import read_yaml_mapping
 from charctl.util.paths import CONFIGS_DIR
-from charctl.util.typed_config import checked_fields
+from charctl.util.typed_config import checked_fields, ranged
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 
@@ -26,52 +26,54 @@ AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 @dataclass
 class AWRConfig:
     # --- run
-    samples: int = 1_000_000             # environment samples to train on (dataset mode: see docs/datasets.md)
-    seed: int = 0
-    num_workers: int = 2                 # rollout worker processes; 0 runs the env in the learner process
-    torch_threads: int = 1               # learner's torch and numpy-BLAS threads (measured: docs/benchmarks.md)
+    samples: int = ranged(1_000_000, ge=1)  # environment samples to train on (dataset mode: see docs/datasets.md)
+    seed: int = ranged(0, ge=0)
+    num_workers: int = ranged(2, ge=0)  # rollout worker processes; 0 runs the env in the learner process
+    torch_threads: int = ranged(1, ge=1)  # learner's torch and numpy-BLAS threads (measured: docs/benchmarks.md)
     device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
-    eval_every: int = 10                 # iterations between deterministic test evaluations (0: only at the end)
-    eval_episodes: int = 10
+    eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
+    eval_episodes: int = ranged(10, ge=0)
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
-    worker_timeout: float = 600.0        # seconds a rollout worker may take to answer; then the run stops (hung)
+    worker_timeout: float = ranged(600.0, gt=0)  # seconds a rollout worker may take to answer (then: hung)
     # --- data
-    samples_per_iter: int = 2048         # new samples per iteration (whole episodes, so a little more)
-    buffer_size: int = 50_000            # FIFO replay buffer, in samples; whole oldest episodes are evicted
+    samples_per_iter: int = ranged(2048, ge=1)  # new samples per iteration (whole episodes, so a little more)
+    buffer_size: int = ranged(50_000, ge=1)  # FIFO replay buffer, in samples; whole oldest episodes are evicted
     on_policy: bool = False              # ablation: the buffer holds only the latest iteration's episodes
-    discount: float = 0.99
-    td_lambda: float = 0.95
+    discount: float = ranged(0.99, ge=0, lt=1)
+    td_lambda: float = ranged(0.95, ge=0, le=1)
     # monte_carlo: the lambda = 1 ablation (a truncated episode still bootstraps)
     returns: typing.Literal["td_lambda", "monte_carlo"] = "td_lambda"
     # --- advantages and weights
     baseline: bool = True                # false: RWR ablation, weights from returns instead of advantages
     normalize_advantages: bool = True    # reference code: A_hat = (A - mean) / (std + 1e-5)
-    temperature: float = 1.0             # beta in exp(A_hat / beta)
-    weight_clip: float = 20.0
+    temperature: float = ranged(1.0, gt=0)  # beta in exp(A_hat / beta)
+    weight_clip: float = ranged(20.0, gt=0)
     # --- actor: Gaussian with fixed std (Box actions) or categorical (Discrete), momentum SGD
-    actor_layers: list[int] = field(default_factory=lambda: [128, 64])
-    actor_lr: float = 5e-5
-    actor_momentum: float = 0.9
-    actor_batch_size: int = 256
-    actor_steps: int = 1000              # per samples_per_iter new samples (scaled by the actual count)
-    actor_init_output_scale: float = 0.01
-    action_std: float = 0.2              # fixed Gaussian std in normalised action units (Box actions)
-    exploration_rate: float = 1.0        # share of training steps that sample an action; the others take the
-    # mean, and the actor is fitted to the sampled ones only (DeepMimic's and MimicKit's exploration probability)
-    action_bound_weight: float = 10.0    # penalty on the policy mean outside [-1, 1] (normalised units)
-    action_l2_weight: float = 0.0        # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
-    actor_max_grad_norm: float | None = None  # scale each actor step's gradient down to this norm (null: never)
+    actor_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1)
+    actor_lr: float = ranged(5e-5, ge=0)
+    actor_momentum: float = ranged(0.9, ge=0, lt=1)
+    actor_batch_size: int = ranged(256, ge=1)
+    actor_steps: int = ranged(1000, ge=0)  # per samples_per_iter new samples (scaled by the actual count)
+    actor_init_output_scale: float = ranged(0.01, ge=0)
+    action_std: float = ranged(0.2, gt=0)  # fixed Gaussian std in normalised action units (Box actions)
+    exploration_rate: float = ranged(1.0, gt=0, le=1)  # share of training steps that sample an action; the
+    # others take the mean, and the actor is fitted to the sampled ones only (DeepMimic's and MimicKit's
+    # exploration probability)
+    action_bound_weight: float = ranged(10.0, ge=0)  # penalty on the policy mean outside [-1, 1] (normalised units)
+    action_l2_weight: float = ranged(0.0, ge=0)  # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
+    # scale each actor step's gradient down to this norm (null: never)
+    actor_max_grad_norm: float | None = ranged(None, gt=0)
     # --- critic: predicts V / value_scale, momentum SGD
-    critic_layers: list[int] = field(default_factory=lambda: [128, 64])
-    critic_lr: float = 0.01
-    critic_momentum: float = 0.9
-    critic_batch_size: int = 256
-    critic_steps: int = 200              # per samples_per_iter new samples (scaled by the actual count)
-    value_scale: float | None = None     # the critic predicts V / value_scale; null: 1 / (1 - discount)
+    critic_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1)
+    critic_lr: float = ranged(0.01, ge=0)
+    critic_momentum: float = ranged(0.9, ge=0, lt=1)
+    critic_batch_size: int = ranged(256, ge=1)
+    critic_steps: int = ranged(200, ge=0)  # per samples_per_iter new samples (scaled by the actual count)
+    value_scale: float | None = ranged(None, gt=0)  # the critic predicts V / value_scale; null: 1 / (1 - discount)
     # --- observation normaliser
-    normalizer_samples: int = 300_000    # running mean/std updated until this many samples, then frozen
-    normalizer_std_floor: float = 0.01
-    obs_clip: float | None = None        # clip normalised observations to +-obs_clip (null: no clip)
+    normalizer_samples: int = ranged(300_000, ge=0)  # running mean/std updated until this many samples, then frozen
+    normalizer_std_floor: float = ranged(0.01, gt=0)
+    obs_clip: float | None = ranged(None, gt=0)  # clip normalised observations to +-obs_clip (null: no clip)
 
     @property
     def effective_lambda(self) -> float:

@@ -90,17 +90,19 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
 def run(args) -> int:
     from pathlib import Path
 
-    from charctl.awr.config import load_config, parse_overrides, read_yaml
+    from charctl.awr.config import AWRConfig, load_config, parse_overrides, read_yaml
     from charctl.awr.trainer import train
+    from charctl.util.typed_config import checked_fields
 
     if args.ray is not None:
         from charctl.awr.ray_rollout import import_ray
 
         import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
-    for key, value in (("samples", args.samples), ("seed", args.seed), ("num_workers", args.workers)):
+    for key, value, flag in (("samples", args.samples, "--samples"), ("seed", args.seed, "--seed"),
+                             ("num_workers", args.workers, "--workers")):
         if value is not None:
-            awr_overrides[key] = value
+            awr_overrides[key] = checked_fields(AWRConfig, {key: value}, flag)[key]  # in range, named by its flag
     # a resumed run keeps its saved settings; these (the --config file, then --set and the flags) change them
     # from here on, and a change of the seed or the networks is refused
     changes = {**(read_yaml(Path(args.config)) if args.config else {}), **awr_overrides} if args.resume else None

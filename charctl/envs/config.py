@@ -15,7 +15,7 @@ from typing import Literal
 from charctl.sim.simulation import SimConfig
 from charctl.util.fileio import read_yaml_mapping
 from charctl.util.paths import CONFIGS_DIR
-from charctl.util.typed_config import checked_fields
+from charctl.util.typed_config import checked_fields, ranged
 
 
 @dataclass
@@ -23,32 +23,33 @@ class RewardConfig:
     """r = sum_i w_i exp(-k_i e_i): DeepMimic's weights and scales (the pose and velocity scales are for its
     15-joint humanoid and are scaled by joints / 15, as the joint weights are normalised)."""
 
-    pose_weight: float = 0.5
-    pose_scale: float = 2.0
-    velocity_weight: float = 0.05
-    velocity_scale: float = 0.1
-    end_effector_weight: float = 0.15
-    end_effector_scale: float = 10.0
-    root_weight: float = 0.2
-    root_scale: float = 5.0
-    com_weight: float = 0.1
-    com_scale: float = 10.0
+    pose_weight: float = ranged(0.5, ge=0)
+    pose_scale: float = ranged(2.0, ge=0)
+    velocity_weight: float = ranged(0.05, ge=0)
+    velocity_scale: float = ranged(0.1, ge=0)
+    end_effector_weight: float = ranged(0.15, ge=0)
+    end_effector_scale: float = ranged(10.0, ge=0)
+    root_weight: float = ranged(0.2, ge=0)
+    root_scale: float = ranged(5.0, ge=0)
+    com_weight: float = ranged(0.1, ge=0)
+    com_scale: float = ranged(10.0, ge=0)
 
 
 @dataclass
 class EnvConfig:
-    time_limit: float = 20.0  # seconds; reaching it truncates the episode (its value is bootstrapped)
+    time_limit: float = ranged(20.0, gt=0)  # seconds; reaching it truncates the episode (its value is bootstrapped)
     sync_heading: bool = False  # at each new cycle also turn the reference to the simulated heading (turning loop)
     pd_target_velocity: bool = False  # False: PD target velocity 0 (DeepMimic); True: the reference joint velocities
     # absolute: the action is the PD target (DeepMimic, the AWR paper); residual: the action is added to the
     # reference pose's own action (docs/environment.md)
     action_mode: Literal["absolute", "residual"] = "absolute"
     ground_contact_bodies: list[str] | None = None  # None: the character YAML's list
-    pose_termination_distance: float | None = None  # m; an episode also ends when a body is this far from the
-    # reference's (MimicKit: 1.0 humanoid, 0.5 quadruped); null: off. Training only: evaluation turns it off
+    pose_termination_distance: float | None = ranged(None, ge=0)  # m; an episode also ends when a body is this
+    # far from the reference's (MimicKit: 1.0 humanoid, 0.5 quadruped); null: off. Training only: evaluation
+    # turns it off
     observe_phase: bool = True  # the clip's phase in [0, 1) as the first observation
-    reference_ahead: list[int] = field(default_factory=list)  # also observe the reference this many control steps
-    # ahead (MimicKit: [1, 2, 3]): its root offset and rotation, joint rotations and end effectors
+    reference_ahead: list[int] = ranged(default_factory=list, ge=0)  # also observe the reference this many
+    # control steps ahead (MimicKit: [1, 2, 3]): its root offset and rotation, joint rotations and end effectors
     sim: SimConfig = field(default_factory=SimConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -75,6 +76,7 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     clips = per_character.pop("clips", {}) or {}
     values = dict(per_character)
     values = _merge(values, clips.get(motion, {}) or {})
+    checked_fields(EnvConfig, overrides or {}, "--set env", relations=False)  # name where a bad value came from
     values = _merge(values, overrides or {})
     return EnvConfig(**checked_fields(EnvConfig, values, directory / f"{character}.yaml"))
 

@@ -20,16 +20,18 @@ from charctl.character.pose import Pose
 from charctl.sim.bullet_pose import apply_pose
 from charctl.util.quiet import NativeOutputSilenced, import_pybullet
 from charctl.util.rotations import canonical
+from charctl.util.typed_config import ranged
 
 pybullet = import_pybullet()  # without its build banner
 
 
 @dataclass
 class SimConfig:
-    control_hz: float = 30.0
-    physics_hz: float = 240.0  # substeps = physics_hz / control_hz; chosen by measurement (docs/benchmarks.md)
-    solver_iterations: int = 10
-    ground_friction: float = 0.9
+    control_hz: float = ranged(30.0, gt=0)
+    # substeps = physics_hz / control_hz; chosen by measurement (docs/benchmarks.md)
+    physics_hz: float = ranged(240.0, at_least="control_hz")
+    solver_iterations: int = ranged(10, ge=1)
+    ground_friction: float = ranged(0.9, ge=0)
     gravity: float = -9.8
 
 

@@ -1,8 +1,10 @@
-"""Settings read from YAML into typed dataclasses: each value is checked against its field's annotation."""
+"""Settings read from YAML into typed dataclasses: each value is checked against its field's annotation, every
+float must be finite, and a field declared with `ranged(...)` must lie in its range (items of a list each)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -24,6 +26,8 @@ def check_type(value, annotation, where: str):
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # .inf or .nan in YAML: never a usable setting
+                raise CharctlError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         if option is str and isinstance(value, str):
             return value
@@ -38,6 +42,57 @@ def check_type(value, annotation, where: str):
     raise CharctlError(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric setting: bounds open or closed, or at least another field's value."""
+
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
+    high_open: bool = False
+    at_least_field: str | None = None  # a sibling field's name: the value must be >= that field's value
+
+    def describe(self, sibling: float | None = None) -> str:
+        if self.at_least_field is not None:
+            return f">= {self.at_least_field} ({sibling:g})"
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+    def allows(self, value: float, sibling: float | None = None) -> bool:
+        low = sibling if self.at_least_field is not None else self.low
+        if low is not None and not (value > low if self.low_open else value >= low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+def ranged(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, ge: float | None = None,
+           gt: float | None = None, le: float | None = None, lt: float | None = None,
+           at_least: str | None = None):
+    """A dataclass field whose values (or list items; None passes) must lie in a range, checked by
+    `checked_fields`: ranged(0.99, ge=0, lt=1) is 0 <= x < 1; at_least="control_hz" is x >= that field."""
+    bounds = Range(low=gt if gt is not None else ge, low_open=gt is not None,
+                   high=lt if lt is not None else le, high_open=lt is not None, at_least_field=at_least)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"range": bounds})
+
+
+def _check_range(cls, key: str, value, values: dict, where: str, relations: bool = True) -> None:
+    bounds = next((f.metadata.get("range") for f in dataclasses.fields(cls) if f.name == key), None)
+    if bounds is None or value is None or (bounds.at_least_field is not None and not relations):
+        return
+    sibling = None
+    if bounds.at_least_field is not None:
+        sibling = values.get(bounds.at_least_field)
+        if sibling is None:
+            sibling = next(f.default for f in dataclasses.fields(cls) if f.name == bounds.at_least_field)
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, (int, float)) and not bounds.allows(item, sibling):
+            shown = f"{value!r}" if not isinstance(value, list) else f"{item!r} in {value!r}"
+            raise CharctlError(f"{where}: {shown} is out of range; allowed: {bounds.describe(sibling)}")
+
+
 def _describe(option) -> str:
     if option is type(None):
         return "null"
@@ -50,10 +105,11 @@ def _describe(option) -> str:
     return getattr(option, "__name__", str(option))
 
 
-def checked_fields(cls, values: dict, source, unknown_hint: str | None = None) -> dict:
+def checked_fields(cls, values: dict, source, unknown_hint: str | None = None, relations: bool = True) -> dict:
     """`values` with every key a field of dataclass `cls` and every value of its field's type (ints converted to
-    floats; nested dataclass fields built from mappings); errors name `source` and the key. An unknown key's
-    error ends with `unknown_hint`, or by default lists the known keys."""
+    floats; nested dataclass fields built from mappings) and in its range; errors name `source` and the key. An
+    unknown key's error ends with `unknown_hint`, or by default lists the known keys. `relations=False` skips
+    ranges set by another field (`values` is then only part of the settings)."""
     hints = typing.get_type_hints(cls)
     for key in values:
         if key not in hints:
@@ -63,9 +119,12 @@ def checked_fields(cls, values: dict, source, unknown_hint: str | None = None) -
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value or {}, dict):
                 raise CharctlError(f"{source}: {key}: expected a mapping, got {value!r}")
-            out[key] = hints[key](**checked_fields(hints[key], value or {}, f"{source}: {key}"))
+            out[key] = hints[key](**checked_fields(hints[key], value or {}, f"{source}: {key}",
+                                                   relations=relations))
         else:
             out[key] = check_type(value, hints[key], f"{source}: {key}")
+    for key, value in out.items():
+        _check_range(cls, key, value, out, f"{source}: {key}", relations)
     return out
 
 
