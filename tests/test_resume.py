@@ -104,3 +104,40 @@ def test_another_env_is_named_in_a_short_line():
     other = {**kwargs, "config": {"time_limit": 10.0, "sim": {"control_hz": 30}}}
     assert _env_difference("charctl/Imitate-v0", kwargs, "charctl/Imitate-v0", other) == \
         "env settings config.time_limit 20.0, not 10.0"
+
+
+@pytest.mark.parametrize("poison", ["loss", "weights", "return"])
+def test_a_non_finite_iteration_stops_with_one_line_and_keeps_the_good_checkpoints(run, capsys, monkeypatch, poison):
+    import math
+
+    import torch
+
+    import charctl.awr.agent as agent_module
+    import charctl.awr.trainer as trainer_module
+
+    update = agent_module.AWRAgent.update
+
+    def diverging_update(self, buffer, new_samples):
+        stats = update(self, buffer, new_samples)
+        if poison == "loss":
+            stats["critic_loss"] = math.nan
+        elif poison == "weights":
+            with torch.no_grad():
+                next(self.actor.parameters()).fill_(math.inf)
+        return stats
+
+    def nan_returns(self, row):
+        row["test_return"] = math.nan
+        return True
+
+    monkeypatch.setattr(agent_module.AWRAgent, "update", diverging_update)
+    if poison == "return":
+        monkeypatch.setattr(trainer_module._Run, "test", nan_returns)
+    before = {name: (run / name).read_bytes() for name in ("CartPole-v1.pt", "CartPole-v1-last.pt", "progress.csv")}
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress",
+                 "--samples", "2048"]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = {"loss": "critic_loss", "weights": "actor network weights", "return": "test_return"}[poison]
+    assert len(err.splitlines()) == 1 and "iteration 2: non-finite" in err and expected in err, err
+    assert "CartPole-v1-last.pt (2 iterations) is kept" in err
+    assert {name: (run / name).read_bytes() for name in before} == before

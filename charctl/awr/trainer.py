@@ -312,6 +312,7 @@ class _Run:
         row.update(samples=self.samples, wall_time=t3 - self.start, rollout_seconds=t1 - t0, update_seconds=t2 - t1,
                    eval_seconds=t3 - t2,
                    samples_per_second=new_samples / (t3 - t0) if self.dataset is None else None)
+        self.check_finite(row)  # before the checkpoints: a diverged iteration never replaces a good one
         improved = evaluated and (self.best is None or row["test_return"] > self.best)
         if improved:
             self.best = self.result.best_test_return = row["test_return"]
@@ -320,6 +321,21 @@ class _Run:
         row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
         self.log_row(row)
         self.result.iteration, self.result.samples = self.iteration, self.samples
+
+    def check_finite(self, row: dict) -> None:
+        """Stop the run with one line when a return, a loss, a weight statistic or a network weight is NaN or
+        infinite (a diverged update): the last good checkpoints stay as they are."""
+        bad = [key for key in ("train_return", "test_return", "critic_loss", "actor_loss", "adv_mean", "adv_std",
+                               "weight_mean", "weight_min", "weight_max")
+               if isinstance(row.get(key), (float, np.floating)) and not np.isfinite(row[key])]
+        for part in ("actor", "critic"):
+            if any(not torch.isfinite(t).all() for t in getattr(self.agent, part).state_dict().values()):
+                bad.append(f"{part} network weights")
+        if bad:
+            done = self.iteration - 1
+            kept = f"{self.last_path} ({done} iterations)" if self.last_path.exists() else "no checkpoint"
+            raise CharctlError(f"iteration {self.iteration - 1}: non-finite {', '.join(bad)}; training stopped and "
+                               f"{kept} is kept; lower the learning rates (--resume --set actor_lr=...) to go on")
 
     def collect(self, row: dict) -> int:
         """New episodes into the replay buffer (none from a static dataset); returns the new sample count."""
