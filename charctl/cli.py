@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(err: OSError) -> str:
+    """One line: the path (both, for a rename) and the system's reason."""
+    paths = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{paths}: {reason}" if paths else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except CharctlError as err:
         print(f"charctl: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a read-only folder, a full disk, a file where a folder should be: name path and cause
+        print(f"charctl: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("charctl: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ To open a policy file for use (the policy, its task and its env): charctl/play/p
 
 from __future__ import annotations
 
+import errno
 import pickle
 from pathlib import Path
 
@@ -70,7 +71,11 @@ def buffer_from_dict(state: dict | None) -> list[Episode]:
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write atomically: a kill at any moment leaves the previous checkpoint or this one, never a torn file."""
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's writer reports a failed write (a full disk) as a RuntimeError
+            raise OSError(errno.EIO, f"could not write the checkpoint ({str(err).splitlines()[0]})", str(path)) \
+                from err
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -234,6 +234,8 @@ class _Run:
         self.env_id, self.out_dir = env_id, out_dir
         self.name = name = name or default_name(env_id)
         self.last_path, self.best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise CharctlError(f"{out_dir}: is a file, not a run directory (--out)")
         self.env_kwargs = env_kwargs = dict(env_kwargs or {})
         check_primitive(env_kwargs, "env kwargs")
         state, notes = None, []

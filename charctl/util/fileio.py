@@ -23,6 +23,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
+    except OSError as err:
+        if err.filename is None:  # a failed write() (a full disk) names no file: name the one being written
+            raise OSError(err.errno, err.strerror or str(err), str(target)) from err
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
