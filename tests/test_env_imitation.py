@@ -196,6 +196,19 @@ def test_time_limit_truncates():
         env.close()
 
 
+@pytest.mark.parametrize("shape", [(), (3,), (75,), (77,), (2, 76)])
+def test_a_wrong_shape_action_is_a_value_error(shape):
+    """gymnasium users expect an error for a malformed action; only a NaN of the right shape is the policy's
+    failure (below)."""
+    env = gym.make("charctl/DogTrot-v0")
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=r"this env takes \(76,\)"):
+            env.step(np.zeros(shape))
+    finally:
+        env.close()
+
+
 def test_nan_action_ends_the_episode_as_a_failure():
     env = gym.make("charctl/DogTrot-v0")
     try:

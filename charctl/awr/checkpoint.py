@@ -25,6 +25,8 @@ from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
 
 FORMAT = "charctl-awr-1"
+# what every reader of a checkpoint (play, eval, collect, --resume) relies on
+REQUIRED = ("env_id", "env_kwargs", "config", "observation_size", "action", "iteration", "samples", "agent")
 
 
 def check_primitive(value, where: str) -> None:
@@ -80,14 +82,23 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CharctlError(f"{path}: an empty file, not a charctl checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CharctlError(f"{path}: no such checkpoint") from None
+    except IsADirectoryError:
+        raise CharctlError(f"{path}: a directory, not a checkpoint") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
         raise CharctlError(f"{path}: not a readable charctl checkpoint ({str(err).splitlines()[0]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CharctlError(f"{path}: not a charctl AWR checkpoint (format {FORMAT})")
+    missing = [key for key in REQUIRED if key not in state]
+    if missing:
+        raise CharctlError(f"{path}: an incomplete charctl checkpoint (no {', '.join(missing)})")
+    if not isinstance(state["config"], dict) or not isinstance(state["env_kwargs"], dict):
+        raise CharctlError(f"{path}: an incomplete charctl checkpoint (config and env_kwargs are not mappings)")
     return state
 
 

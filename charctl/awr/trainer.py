@@ -174,6 +174,9 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict,
                                f"not {path.name[:-len('-last.pt')]}; choose another --out")
         raise CharctlError(f"{path}: no checkpoint to resume from")
     state = load_checkpoint(path)
+    missing = [key for key in ("torch_rng", "wall_time") if key not in state]
+    if missing:
+        raise CharctlError(f"{path}: cannot resume from it (no {', '.join(missing)}); a policy-only checkpoint?")
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
         raise CharctlError(f"{path}: trained on " + _env_difference(state["env_id"], dict(state["env_kwargs"]),
                                                                     env_id, env_kwargs)
@@ -241,7 +244,7 @@ class _Run:
         state, notes = None, []
         if resume:
             state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes)
-            dataset = state["dataset"]
+            dataset = state.get("dataset")
             clean_stale_temporaries(out_dir)
         elif self.last_path.exists():
             raise CharctlError(f"{self.last_path}: a run already exists here; pass --resume to continue it "

@@ -58,6 +58,11 @@ def run(args) -> int:
         raise CharctlError("--screenshot goes with --gui (--record writes the frames already)")
     if args.episodes is not None and args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
+    for flag, value, low in (("--width", args.width, 16), ("--height", args.height, 16)):
+        if not low <= value <= 4096:  # a 0-pixel video is an empty file; a huge one exhausts memory
+            raise CharctlError(f"{flag} {value}: out of range; allowed: {low} to 4096 pixels")
+    if args.seconds is not None and not 0 < args.seconds <= 3600:  # NaN fails this too
+        raise CharctlError(f"--seconds {args.seconds}: out of range; allowed: more than 0, at most 3600")
     if args.gui:
         check_display()
     task = open_policy(args.checkpoint)

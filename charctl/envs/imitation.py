@@ -143,7 +143,9 @@ class ImitationEnv(gym.Env):
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape or not np.isfinite(action).all():
+        if action.shape != self.action_space.shape:  # a caller's bug, not the policy's: say so (gymnasium usage)
+            raise ValueError(f"action of shape {action.shape}; this env takes {self.action_space.shape}")
+        if not np.isfinite(action).all():  # a diverged policy: the episode ends as a fall
             return self._failure("invalid_action")
         self._command_targets(action)
         return self._advance()

@@ -79,8 +79,10 @@ def open_policy(path: str | Path) -> PolicyTask:
     try:
         policy = policy_from_checkpoint(state)
         config = build_config(state["config"], f"{path}: config")
-    except (KeyError, RuntimeError, TypeError) as err:
-        raise CharctlError(f"{path}: incompatible checkpoint contents ({err})") from None
+    except KeyError as err:
+        raise CharctlError(f"{path}: incompatible checkpoint contents (no {err} entry)") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
+        raise CharctlError(f"{path}: incompatible checkpoint contents ({str(err).splitlines()[0][:200]})") from None
     return PolicyTask(path=path, policy=policy, env_id=state["env_id"], env_kwargs=dict(state["env_kwargs"]),
                       config=config, samples=int(state["samples"]), iteration=int(state["iteration"]),
                       observation_size=int(state["observation_size"]))
