@@ -14,8 +14,15 @@ from charctl import __version__, commands
 from charctl.util.errors import CharctlError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other charctl error (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="charctl",
         description="Motion-imitation character control on PyBullet with Advantage-Weighted Regression.",
         epilog="Run 'charctl COMMAND --help' for a command's options and an example.",

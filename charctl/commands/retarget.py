@@ -40,6 +40,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_clip(clip) -> None:
+    import numpy as np
+
+    from charctl.util.errors import CharctlError
+
+    for what in ("root_pos", "root_rot", "joint_rot"):
+        values = getattr(clip, what)
+        if not np.all(np.isfinite(values)):
+            raise CharctlError(f"{clip.name}: the retargeted clip has {int(np.sum(~np.isfinite(values)))} "
+                               f"non-finite {what} values; nothing written (check the map's scales)")
+    if clip.num_frames < 1:
+        raise CharctlError(f"{clip.name}: the retargeted clip has {clip.num_frames} frame(s); nothing written")
+
+
 def run(args) -> int:
     from charctl.character.model import load_character
     from charctl.motion import retarget
@@ -58,8 +72,8 @@ def run(args) -> int:
             raise CharctlError(f"{existing}: already exists (pass --force to overwrite)")
 
     fps = character.fps if args.fps is None else args.fps
-    if not fps > 0 or fps == float("inf"):
-        raise CharctlError(f"--fps must be a positive number, got {fps:g}")
+    if not 0 < fps <= 1000:  # also refuses nan
+        raise CharctlError(f"--fps must be a positive number of at most 1000, got {fps:g}")
     frames = parse_frames(args.frames) if args.frames is not None else None
     if frames is not None and args.source.suffix.lower() != ".bvh":
         raise CharctlError("--frames applies to a BVH source")
@@ -76,6 +90,7 @@ def run(args) -> int:
     else:
         raise CharctlError(f"{args.source}: unknown source type '{args.source.suffix}' (expected .bvh or .txt)")
 
+    check_clip(clip)  # never write a clip charctl's own reader would reject
     out_path = clip.save(directory=out_dir, source=str(args.source))
     print(f"wrote {out_path}: {clip.num_frames} frames at {1.0 / clip.frame_time:g} fps, "
           f"{clip.duration:.3f} s, loop {'wrap' if clip.loop else 'none'}")

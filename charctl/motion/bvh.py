@@ -74,6 +74,10 @@ class _Tokens:
             raise CharctlError(f"{self.path}:{line}: {what}: '{tok}' is not a number") from None
 
 
+MAX_DEPTH = 100  # joints from the root to a leaf
+MAX_FRAME_TIME = 10.0  # seconds per frame
+
+
 def read_bvh(path: str | Path) -> Bvh:
     path = Path(path)
     if not path.is_file():
@@ -98,8 +102,10 @@ def read_bvh(path: str | Path) -> Bvh:
     return Bvh(joints=joints, **_read_motion(path, lines, motion_line, joints))
 
 
-def _read_joint(tokens: _Tokens, joints: list[BvhJoint], parent: int) -> None:
-    name, _ = tokens.next("a joint name")
+def _read_joint(tokens: _Tokens, joints: list[BvhJoint], parent: int, depth: int = 1) -> None:
+    name, line = tokens.next("a joint name")
+    if depth > MAX_DEPTH:  # a chain this deep is no skeleton; without a bound it was a RecursionError
+        raise CharctlError(f"{tokens.path}:{line}: joint '{name}': the hierarchy is more than {MAX_DEPTH} deep")
     tokens.expect("{")
     tokens.expect("OFFSET")
     offset = np.array([tokens.number("OFFSET") for _ in range(3)])
@@ -118,7 +124,7 @@ def _read_joint(tokens: _Tokens, joints: list[BvhJoint], parent: int) -> None:
         if tok == "}":
             return
         if tok == "JOINT":
-            _read_joint(tokens, joints, parent=index)
+            _read_joint(tokens, joints, parent=index, depth=depth + 1)
         elif tok == "End":
             tokens.expect("Site")
             tokens.expect("{")
@@ -146,6 +152,9 @@ def _read_motion(path: Path, lines: list[str], motion_line: int, joints: list[Bv
         raise CharctlError(f"{path}:{motion_line + 3}: 'Frame Time:' needs a number") from None
     if num_frames < 1 or not frame_time > 0:
         raise CharctlError(f"{path}:{motion_line + 2}: need at least one frame and a positive frame time")
+    if frame_time > MAX_FRAME_TIME:
+        raise CharctlError(f"{path}:{motion_line + 3}: 'Frame Time: {frame_time:g}' is more than "
+                           f"{MAX_FRAME_TIME:g} s per frame")
     width = sum(len(j.channels) for j in joints)
     first = motion_line + 3
     rows = [line for line in lines[first:] if line.strip()]
@@ -167,7 +176,8 @@ def _read_motion(path: Path, lines: list[str], motion_line: int, joints: list[Bv
     if len(data_lines) > num_frames:
         raise CharctlError(f"{path}:{data_lines[num_frames] + 1}: more frame lines than 'Frames: {num_frames}'")
     if not np.all(np.isfinite(motion)):
-        raise CharctlError(f"{path}: non-finite values in the motion data")
+        f = int(np.flatnonzero(~np.isfinite(motion).all(axis=1))[0])
+        raise CharctlError(f"{path}:{data_lines[f] + 1}: frame {f}: non-finite values in the motion data")
     return {"frame_time": frame_time, "motion": motion}
 
 

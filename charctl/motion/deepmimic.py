@@ -55,6 +55,8 @@ def read_deepmimic_motion(path: str | Path, character: Character, name: str | No
 
     durations = rows[:-1, 0]
     frame_time = float(durations[0]) if len(durations) else 1.0 / 60.0
+    if not 0 < frame_time <= 10.0:  # a negative or zero duration made a 0-frame clip
+        raise CharctlError(f"{path}: frame 0 lasts {frame_time} s; frame durations must be in (0, 10] s")
     if len(durations) and not np.allclose(durations, frame_time, rtol=1e-4, atol=1e-7):
         bad = int(np.flatnonzero(~np.isclose(durations, frame_time, rtol=1e-4, atol=1e-7))[0])
         raise CharctlError(f"{path}: frame {bad} lasts {durations[bad]} s, others {frame_time} s (need uniform frames)")
