@@ -49,7 +49,7 @@ class AWRConfig:
     temperature: float = ranged(1.0, gt=0)  # beta in exp(A_hat / beta)
     weight_clip: float = ranged(20.0, gt=0)
     # --- actor: Gaussian with fixed std (Box actions) or categorical (Discrete), momentum SGD
-    actor_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1)
+    actor_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1, min_items=1)
     actor_lr: float = ranged(5e-5, ge=0)
     actor_momentum: float = ranged(0.9, ge=0, lt=1)
     actor_batch_size: int = ranged(256, ge=1)
@@ -64,7 +64,7 @@ class AWRConfig:
     # scale each actor step's gradient down to this norm (null: never)
     actor_max_grad_norm: float | None = ranged(None, gt=0)
     # --- critic: predicts V / value_scale, momentum SGD
-    critic_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1)
+    critic_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1, min_items=1)
     critic_lr: float = ranged(0.01, ge=0)
     critic_momentum: float = ranged(0.9, ge=0, lt=1)
     critic_batch_size: int = ranged(256, ge=1)

@@ -52,7 +52,7 @@ def load_dataset(path: str | Path, obs_size: int, action: ActionSpec, env_id: st
             recorded_env = str(data["env_id"]) if "env_id" in data.files else None
     except FileNotFoundError:
         raise CharctlError(f"{path}: no such dataset file") from None
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise CharctlError(f"{path}: not a readable .npz dataset ({err})") from None
 
     if env_id is not None and recorded_env is not None and recorded_env != env_id:

@@ -33,7 +33,9 @@ def run(args) -> int:
 
     if args.samples < 1:
         raise CharctlError(f"--samples must be at least 1, not {args.samples}")
-    if args.noise is not None and args.noise < 0:
+    if args.workers < 0:
+        raise CharctlError(f"--workers must be >= 0, not {args.workers}")
+    if args.noise is not None and not args.noise >= 0:
         raise CharctlError(f"--noise must be >= 0, not {args.noise}")
     if not args.out.endswith(".npz"):
         raise CharctlError(f"--out {args.out}: datasets are .npz files")

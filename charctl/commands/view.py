@@ -30,7 +30,19 @@ def run(args) -> int:
     from charctl.character.model import load_character
     from charctl.motion.clip import load_clip, load_clip_file
     from charctl.sim.render import Camera, KinematicScene, write_frames
+    from charctl.util.errors import CharctlError
 
+    if args.out.suffix.lower() not in (".gif", ".png", ".mp4"):
+        raise CharctlError(f"--out {args.out}: pictures are .gif, .png or .mp4")
+    for flag, value in (("--width", args.width), ("--height", args.height)):
+        if not 16 <= value <= 4096:
+            raise CharctlError(f"{flag} {value}: out of range; allowed: 16 to 4096 pixels")
+    if not 0 < args.fps <= 240:
+        raise CharctlError(f"--fps {args.fps:g}: out of range; allowed: more than 0, at most 240")
+    if args.seconds is not None and not 0 < args.seconds <= 600:
+        raise CharctlError(f"--seconds {args.seconds:g}: out of range; allowed: more than 0, at most 600")
+    if not 0 <= args.at < 1e6:
+        raise CharctlError(f"--at {args.at:g}: out of range; allowed: 0 or more")
     character = load_character(args.character)
     if args.motion.endswith(".bvh"):
         clip = load_clip_file(character, Path(args.motion))
