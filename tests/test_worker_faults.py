@@ -95,8 +95,8 @@ def test_a_worker_blocked_on_a_send_ends_when_its_learner_dies_without_the_death
         print(*[p.pid for p in rollouts._processes], flush=True)
         env = gym.make("CartPole-v1")
         policy = AWRAgent(env.observation_space, env.action_space, AWRConfig()).policy()
-        for index in range(2):  # 20000 samples of results: far more than a pipe buffer holds
-            rollouts._send(index, ("collect", {"policy": policy.to_state(), "num_samples": 20000, "seed": index,
+        for index in range(2):  # 5000 samples of results: more than a pipe buffer holds
+            rollouts._send(index, ("collect", {"policy": policy.to_state(), "num_samples": 5000, "seed": index,
                                                "noise_std": None}))
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -108,7 +108,7 @@ def test_a_worker_blocked_on_a_send_ends_when_its_learner_dies_without_the_death
     process.stdout.close()
     assert len(workers) == 2
     try:
-        wait_until(lambda: not any(alive(pid) for pid in workers), 10.0, "the workers end")
+        wait_until(lambda: not any(alive(pid) for pid in workers), 30.0, "the workers end")
     finally:
         kill_all(workers)
 
@@ -155,3 +155,30 @@ def test_ctrl_c_while_waiting_on_a_stopped_worker_ends_the_run_promptly(tmp_path
         process.kill()
         process.communicate()
         kill_all(workers)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_a_signal_resumes_with_its_own_settings(tmp_path, sig):
+    """The resume command is the one the Ctrl-C message prints: no --samples, --seed or --set again."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "charctl", "train", "gym", "CartPole-v1", "--out",
+                                str(run_dir), "--samples", "6144", "--seed", "4", *QUICK[:-4],
+                                "--set", "eval_every=2", "--set", "eval_episodes=1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_checkpoint(run_dir, process)
+        process.send_signal(sig)
+        process.communicate(timeout=60)
+        stopped_at = load_checkpoint(run_dir / "CartPole-v1-last.pt")["iteration"]
+        finish = subprocess.run([sys.executable, "-m", "charctl", "train", "gym", "CartPole-v1", "--resume",
+                                 "--out", str(run_dir), "--no-progress"], capture_output=True, text=True,
+                                timeout=300)
+        assert finish.returncode == 0, finish.stderr
+        state = load_checkpoint(run_dir / "CartPole-v1-last.pt")
+        assert state["iteration"] >= stopped_at and 6144 <= state["samples"] < 6144 + 600
+        assert (state["config"]["samples"], state["config"]["seed"], state["config"]["eval_every"]) == (6144, 4, 2)
+        assert not (run_dir / "settings_changes.txt").exists()
+        assert not list(run_dir.glob(".*.tmp"))
+    finally:
+        process.kill()
+        process.communicate()
