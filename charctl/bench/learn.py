@@ -82,7 +82,10 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
     config = load_config(None, None, overrides, character=character.name, motion=spec.motion)
     name = f"{character.name}_{spec.motion}"
     last = last_checkpoint_path(run_dir, name)
-    result = train(IMITATION_ENV, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name)
+    # a resumed run keeps its saved settings: the next mark's budget (and a worker count) is a change to it
+    changes = {key: overrides[key] for key in ("samples", "num_workers") if key in overrides}
+    result = train(IMITATION_ENV, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name,
+                   changes=changes)
     if result.interrupted:
         raise KeyboardInterrupt
     return last

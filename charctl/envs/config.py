@@ -76,7 +76,6 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     clips = per_character.pop("clips", {}) or {}
     values = dict(per_character)
     values = _merge(values, clips.get(motion, {}) or {})
-    checked_fields(EnvConfig, overrides or {}, "--set env", relations=False)  # name where a bad value came from
     values = _merge(values, overrides or {})
     return EnvConfig(**checked_fields(EnvConfig, values, directory / f"{character}.yaml"))
 

@@ -80,9 +80,9 @@ def ranged(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, 
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"range": bounds})
 
 
-def _check_range(cls, key: str, value, values: dict, where: str, relations: bool = True) -> None:
+def _check_range(cls, key: str, value, values: dict, where: str) -> None:
     bounds = next((f.metadata.get("range") for f in dataclasses.fields(cls) if f.name == key), None)
-    if bounds is None or value is None or (bounds.at_least_field is not None and not relations):
+    if bounds is None or value is None:
         return
     sibling = None
     if bounds.at_least_field is not None:
@@ -109,11 +109,10 @@ def _describe(option) -> str:
     return getattr(option, "__name__", str(option))
 
 
-def checked_fields(cls, values: dict, source, unknown_hint: str | None = None, relations: bool = True) -> dict:
+def checked_fields(cls, values: dict, source, unknown_hint: str | None = None) -> dict:
     """`values` with every key a field of dataclass `cls` and every value of its field's type (ints converted to
     floats; nested dataclass fields built from mappings) and in its range; errors name `source` and the key. An
-    unknown key's error ends with `unknown_hint`, or by default lists the known keys. `relations=False` skips
-    ranges set by another field (`values` is then only part of the settings)."""
+    unknown key's error ends with `unknown_hint`, or by default lists the known keys."""
     hints = typing.get_type_hints(cls)
     for key in values:
         if key not in hints:
@@ -123,12 +122,11 @@ def checked_fields(cls, values: dict, source, unknown_hint: str | None = None, r
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value or {}, dict):
                 raise CharctlError(f"{source}: {key}: expected a mapping, got {value!r}")
-            out[key] = hints[key](**checked_fields(hints[key], value or {}, f"{source}: {key}",
-                                                   relations=relations))
+            out[key] = hints[key](**checked_fields(hints[key], value or {}, f"{source}: {key}"))
         else:
             out[key] = check_type(value, hints[key], f"{source}: {key}")
     for key, value in out.items():
-        _check_range(cls, key, value, out, f"{source}: {key}", relations)
+        _check_range(cls, key, value, out, f"{source}: {key}")
     return out
 
 
