@@ -142,9 +142,7 @@ def test_an_absurd_frame_time_or_rate_is_refused_before_anything_is_allocated(wa
     slow.write_text(source.read_text().replace("Frame Time: 0.00833333", "Frame Time: 1000000"))
     code, _, err, path = retarget_cli(tmp_path, capsys, slow)
     assert code == 2 and "more than the 432000 allowed" in err and len(err.strip().splitlines()) == 1
-    code, _, err, _ = retarget_cli(tmp_path, capsys, source, "--fps", "1e9")
-    assert code == 2 and "more than the 432000 allowed" in err
-    for fps in ("0", "-5", "nan", "inf"):
+    for fps in ("0", "-5", "nan", "inf", "1e9"):
         code, _, err, _ = retarget_cli(tmp_path, capsys, source, "--fps", fps)
         assert code == 2 and "--fps must be a positive number" in err
     assert not path.exists()
