@@ -141,6 +141,9 @@ def test_an_absurd_frame_time_or_rate_is_refused_before_anything_is_allocated(wa
     slow = tmp_path / "slow.bvh"
     slow.write_text(source.read_text().replace("Frame Time: 0.00833333", "Frame Time: 1000000"))
     code, _, err, path = retarget_cli(tmp_path, capsys, slow)
+    assert code == 2 and "more than 10 s per frame" in err and len(err.strip().splitlines()) == 1
+    slow.write_text(source.read_text().replace("Frame Time: 0.00833333", "Frame Time: 9"))  # allowed, but ...
+    code, _, err, path = retarget_cli(tmp_path, capsys, slow, "--fps", "1000")  # ... far too many frames at 1000 fps
     assert code == 2 and "more than the 432000 allowed" in err and len(err.strip().splitlines()) == 1
     for fps in ("0", "-5", "nan", "inf", "1e9"):
         code, _, err, _ = retarget_cli(tmp_path, capsys, source, "--fps", fps)
@@ -272,12 +275,12 @@ def test_a_deepmimic_clip_with_an_absurd_frame_duration_is_refused(tmp_path, cap
     if not DEEPMIMIC_WALK.exists():
         pytest.skip("DeepMimic reference data not present")
     data = json.loads(DEEPMIMIC_WALK.read_text())
+    source = tmp_path / "slow.txt"
     for frame in data["Frames"]:
         frame[0] = 1000000.0
-    source = tmp_path / "slow.txt"
     source.write_text(json.dumps(data))
     code, _, err = run(capsys, source, "--character", "humanoid", "--name", "slow", "--out-dir", tmp_path)
-    assert code == 2 and "more than the 432000 allowed" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "frame durations must be in (0, 10] s" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "humanoid_slow.bvh").exists()
 
 
