@@ -66,25 +66,22 @@ def _variant_file(out: Path, spec: LearnSpec) -> None:
 
 def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
     """Train (or continue) the seed's run until `mark` samples; returns its last checkpoint."""
+    from argparse import Namespace
+
     from charctl.awr.config import load_config
     from charctl.awr.trainer import last_checkpoint_path, train
-    from charctl.character.model import load_character
-    from charctl.commands.train import IMITATION_ENV, split_env_overrides
-    from charctl.envs.config import config_to_dict, load_env_config
+    from charctl.commands.train import resolve, split_env_overrides
 
     awr_overrides, env_overrides = split_env_overrides(spec.overrides)
-    character = load_character(spec.character)
-    env_config = load_env_config(character.name, spec.motion, env_overrides)
-    env_kwargs = {"character": character.name, "motion": spec.motion, "config": config_to_dict(env_config)}
+    env_id, env_kwargs, name = resolve(Namespace(character=spec.character, target=spec.motion), env_overrides)
     overrides = {**awr_overrides, "samples": mark, "seed": seed}
     if spec.workers is not None:
         overrides["num_workers"] = spec.workers
-    config = load_config(None, None, overrides, character=character.name, motion=spec.motion)
-    name = f"{character.name}_{spec.motion}"
+    config = load_config(None, None, overrides, character=env_kwargs["character"], motion=spec.motion)
     last = last_checkpoint_path(run_dir, name)
     # a resumed run keeps its saved settings: the next mark's budget (and a worker count) is a change to it
     changes = {key: overrides[key] for key in ("samples", "num_workers") if key in overrides}
-    result = train(IMITATION_ENV, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name,
+    result = train(env_id, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name,
                    changes=changes)
     if result.interrupted:
         raise KeyboardInterrupt
