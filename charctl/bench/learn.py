@@ -102,23 +102,11 @@ def _evaluate(checkpoint: Path, episodes: int) -> dict:
 
 
 def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
-    """Reference PD from the evaluation's start states, computed once per output folder."""
-    path = out / "baseline.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("episodes") == episodes:
-            return saved
-    from charctl.awr.rollout import make_env
-    from charctl.play.evaluation import evaluate_reference_pd
+    """Reference PD from the evaluation's start states, measured once per output folder (and episode count)."""
+    from charctl.play.evaluation import cached_reference_pd
 
-    env = make_env("charctl/Imitate-v0", {"character": character, "motion": motion})
-    try:
-        summary = evaluate_reference_pd(env, episodes).summary()
-    finally:
-        env.close()
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(summary))
-    return summary
+    return cached_reference_pd(out / "baseline.json", "charctl/Imitate-v0", {"character": character, "motion": motion},
+                               episodes)
 
 
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:

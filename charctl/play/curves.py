@@ -66,31 +66,12 @@ def reference_baseline(run: Run, episodes: int = BASELINE_EPISODES) -> float | N
     """The task's no-policy baseline for an imitation run: the mean normalised return of PD targets taken
     straight from the clip (charctl.play.evaluation.evaluate_reference_pd) in the run's own env settings, over
     `episodes` held-out starts. Cached in the run directory (reference_pd.json) with the settings it used."""
-    import json
-
-    from charctl.util.fileio import atomic_write_text
-
     if not run.normalized or not run.env_kwargs or "character" not in run.env_kwargs:
         return None
-    cache = run.path / BASELINE_CACHE
-    key = {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "episodes": episodes}
-    if cache.exists():
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("key") == json.loads(json.dumps(key)):
-                return float(saved["normalized_return"])
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable: measure again
-    from charctl.awr.rollout import make_env
-    from charctl.play.evaluation import evaluate_reference_pd
+    from charctl.play.evaluation import cached_reference_pd
 
-    env = make_env(run.env_id, run.env_kwargs)
-    try:
-        value = evaluate_reference_pd(env, episodes).summary()["normalized_return"]
-    finally:
-        env.close()
-    atomic_write_text(cache, json.dumps({"key": key, "normalized_return": value}, indent=1) + "\n")
-    return value
+    return float(cached_reference_pd(run.path / BASELINE_CACHE, run.env_id, run.env_kwargs,
+                                     episodes)["normalized_return"])
 
 
 def group_curve(runs: list[Run], x: str, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -6,13 +6,16 @@ steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps sco
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from charctl.awr.policy import NumpyPolicy
-from charctl.awr.rollout import evaluation_seed
+from charctl.awr.rollout import evaluation_seed, make_env
 from charctl.awr.trainer import episode_horizon
+from charctl.util.fileio import atomic_write_text
 
 
 @dataclass
@@ -59,6 +62,26 @@ def evaluate_reference_pd(env, episodes: int, seed: int = 0, progress=None) -> E
 
     return _run_episodes(imitation, step, episodes, seed, progress)
 
+
+def cached_reference_pd(cache: Path, env_id: str, env_kwargs: dict, episodes: int) -> dict:
+    """`evaluate_reference_pd`'s summary over `episodes` held-out starts of that env, kept in `cache` with the
+    settings it was measured with (under "key") and measured again when they differ or the file is unreadable."""
+    key = json.loads(json.dumps({"env_id": env_id, "env_kwargs": env_kwargs, "episodes": episodes}))
+    if cache.exists():
+        try:
+            saved = json.loads(cache.read_text())
+        except ValueError:
+            saved = None  # unreadable: measure again
+        if isinstance(saved, dict) and saved.get("key") == key:
+            return saved
+    env = make_env(env_id, env_kwargs)
+    try:
+        saved = {"key": key, **evaluate_reference_pd(env, episodes).summary()}
+    finally:
+        env.close()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, json.dumps(saved, indent=1) + "\n")
+    return saved
 
 def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
     result = EvalResult(horizon=episode_horizon(env))
