@@ -4,7 +4,8 @@ Contents (tensors, numbers, strings, lists and dicts only):
     format, env_id, env_kwargs, config (AWRConfig as a dict), observation_size, action (ActionSpec as a dict),
     iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator),
     torch_rng, best_test_return, buffer (flat episode arrays, optional), dataset (path of a static dataset, or
-    None), last_row (the iteration's progress.csv row).
+    None), last_row (the iteration's progress.csv row), next_collection_policy (overlap_collection: the policy
+    from before the last update, which collects the next iteration; else None).
 
 To open a policy file for use (the policy, its task and its env): charctl/play/policy_file.py.
 """
@@ -68,6 +69,26 @@ def buffer_from_dict(state: dict | None) -> list[Episode]:
                         explored=state["explored"].numpy() if "explored" in state  # older checkpoints: all were
                         else np.ones(len(state["rewards"]), dtype=bool))
     return unflatten(flat)
+
+
+def policy_to_dict(policy: NumpyPolicy | None) -> dict | None:
+    """A rollout policy as tensors and plain values (a weights_only load takes no numpy arrays)."""
+    if policy is None:
+        return None
+    state = policy.to_state()
+    for key in ("weights", "biases"):
+        state[key] = [torch.from_numpy(np.array(a)) for a in state[key]]
+    for key in ("obs_mean", "obs_std"):
+        state[key] = torch.from_numpy(np.array(state[key]))
+    return state
+
+
+def policy_from_dict(state: dict | None) -> NumpyPolicy | None:
+    if state is None:
+        return None
+    arrays = {key: [t.numpy() for t in state[key]] for key in ("weights", "biases")}
+    arrays.update({key: state[key].numpy() for key in ("obs_mean", "obs_std")})
+    return NumpyPolicy.from_state({**state, **arrays})
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

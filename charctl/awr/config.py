@@ -35,6 +35,9 @@ class AWRConfig:
     eval_episodes: int = ranged(10, ge=0)
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
     worker_timeout: float = ranged(600.0, gt=0)  # seconds a rollout worker may take to answer (then: hung)
+    # the workers collect the next iteration's samples while the learner updates, with the policy from before
+    # that update (one update behind: AWR is off-policy); not on iterations that end with a test evaluation
+    overlap_collection: bool = False
     # --- data
     samples_per_iter: int = ranged(2048, ge=1)  # new samples per iteration (whole episodes, so a little more)
     buffer_size: int = ranged(50_000, ge=1)  # FIFO replay buffer, in samples; whole oldest episodes are evicted

@@ -55,6 +55,7 @@ class RayRollouts:
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_workers, self.seed = max(num_workers, 1), seed
         self.restarts = 0
+        self._pending = None  # what finish_collect returns
         self.log = log
         if not ray.is_initialized():
             # None: join the cluster named by RAY_ADDRESS if set, else start a local one
@@ -103,6 +104,18 @@ class RayRollouts:
         seeds = worker_seeds(self.seed, iteration, self.num_workers)
         results = self._run("collect", [(state, q, s, noise_std) for q, s in zip(quotas, seeds)])
         return [episode for episodes in results for episode in episodes]
+
+    def start_collect(self, policy: NumpyPolicy, num_samples: int, iteration: int,
+                      noise_std: float | None = None) -> None:
+        """Deferred to `finish_collect` (Ray's actors are not overlapped with the learner): the same episodes as a
+        local `Rollouts.start_collect` would give."""
+        self._pending = lambda: self.collect(policy, num_samples, iteration, noise_std)
+
+    def finish_collect(self) -> list[Episode]:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("finish_collect without start_collect")
+        return pending()
 
     def evaluate(self, policy: NumpyPolicy, num_episodes: int):
         import numpy as np

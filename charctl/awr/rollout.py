@@ -178,6 +178,7 @@ class Rollouts:
         self.restarts = 0  # local workers are not replaced: a dead one stops the run (resume with --resume)
         self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
         self._connections, self._processes = [], []
+        self._pending = None  # what finish_collect returns: the collection start_collect began
         if num_workers > 0:
             context = mp.get_context("fork")  # workers start instantly and inherit registered envs
             for _ in range(num_workers):
@@ -229,24 +230,35 @@ class Rollouts:
         raise CharctlError(f"rollout worker {index} (pid {pid}) did not answer within {self.timeout:g} s "
                            "(worker_timeout); it was stopped; rerun with --resume to continue from the last checkpoint")
 
-    def _run(self, command: str, per_worker_args: list[dict]) -> list:
-        for index, args in enumerate(per_worker_args):
-            self._send(index, (command, args))
-        return [self._receive(index) for index in range(len(per_worker_args))]
-
     # --- public
     def collect(self, policy: NumpyPolicy, num_samples: int, iteration: int,
                 noise_std: float | None = None) -> list[Episode]:
         """Whole episodes, at least `num_samples` transitions in total, split evenly over the workers."""
+        self.start_collect(policy, num_samples, iteration, noise_std)
+        return self.finish_collect()
+
+    def start_collect(self, policy: NumpyPolicy, num_samples: int, iteration: int,
+                      noise_std: float | None = None) -> None:
+        """`collect` in two halves: the workers start now and the learner is free until `finish_collect`. In
+        this process (0 workers) nothing runs until `finish_collect`; the episodes are the same either way."""
         workers = max(self.num_workers, 1)
         quotas = split_samples(num_samples, workers)
         seeds = worker_seeds(self.seed, iteration, workers)
         if self.num_workers == 0:
-            return collect_episodes(self.env, policy, quotas[0], seeds[0], noise_std)
+            self._pending = lambda: collect_episodes(self.env, policy, quotas[0], seeds[0], noise_std)
+            return
         state = policy.to_state()
-        results = self._run("collect", [{"policy": state, "num_samples": q, "seed": s, "noise_std": noise_std}
-                                        for q, s in zip(quotas, seeds)])
-        return [episode for episodes in results for episode in episodes]
+        for index, (quota, seed) in enumerate(zip(quotas, seeds)):
+            self._send(index, ("collect", {"policy": state, "num_samples": quota, "seed": seed,
+                                           "noise_std": noise_std}))
+        self._pending = lambda: [episode for index in range(workers) for episode in self._receive(index)]
+
+    def finish_collect(self) -> list[Episode]:
+        """The episodes of the last `start_collect`."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("finish_collect without start_collect")
+        return pending()
 
     def evaluate(self, policy: NumpyPolicy, num_episodes: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns and lengths of `num_episodes` deterministic episodes (fixed reset seeds)."""

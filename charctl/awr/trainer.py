@@ -33,6 +33,8 @@ from charctl.awr.checkpoint import (
     buffer_to_dict,
     check_primitive,
     load_checkpoint,
+    policy_from_dict,
+    policy_to_dict,
     save_checkpoint,
 )
 from charctl.awr.config import AWRConfig, build_config, config_to_dict
@@ -271,6 +273,11 @@ class _Run:
                 self.buffer.add(buffer_from_dict(state["buffer"]))
             self.iteration, self.samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
             self.best = state.get("best_test_return")
+        # overlap_collection: the policy (from before the last update) that collects the next iteration, and
+        # whether the workers have begun
+        self.next_policy = policy_from_dict(state.get("next_collection_policy")) \
+            if state is not None and config.overlap_collection else None
+        self.collection_started = False
 
         out_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
@@ -305,10 +312,13 @@ class _Run:
         restarts_before = self.rollouts.restarts if self.rollouts is not None else 0
         row: dict = {"iteration": self.iteration}
         new_samples = self.collect(row)
+        if not self.test_due(self.samples + new_samples):  # the test episodes need the workers
+            self.start_next_collection(self.samples + new_samples)
         t1 = time.perf_counter()
         stats = self.update(new_samples)
         t2 = time.perf_counter()
         evaluated = self.test(row)
+        self.start_next_collection(self.samples)
         t3 = time.perf_counter()
 
         self.iteration += 1
@@ -347,7 +357,11 @@ class _Run:
         config = self.config
         if self.dataset is not None:
             return config.samples_per_iter
-        episodes = self.rollouts.collect(self.agent.policy(), config.samples_per_iter, self.iteration)
+        if not self.collection_started:
+            policy = self.next_policy if self.next_policy is not None else self.agent.policy()
+            self.rollouts.start_collect(policy, config.samples_per_iter, self.iteration)
+        episodes = self.rollouts.finish_collect()
+        self.collection_started = False
         new_samples = sum(len(e) for e in episodes)
         if config.on_policy:
             self.buffer.clear()
@@ -358,7 +372,18 @@ class _Run:
                    train_episode_length=new_samples / len(episodes))
         if self.horizon:
             row["train_normalized_return"] = float(np.mean(returns)) / self.horizon
+        # the next iteration is collected with the policy from before this iteration's update, whenever the
+        # workers begin it
+        self.next_policy = self.agent.policy() if config.overlap_collection else None
         return new_samples
+
+    def start_next_collection(self, samples: int) -> None:
+        """With overlap_collection, have the workers begin the next iteration (once; not past the budget): before
+        the update, so that they run while the learner fits, or after the test episodes."""
+        if self.next_policy is None or self.collection_started or samples >= self.config.samples:
+            return
+        self.rollouts.start_collect(self.next_policy, self.config.samples_per_iter, self.iteration + 1)
+        self.collection_started = True
 
     def record_observations(self, episodes: list) -> None:
         """The observation normaliser sees whole episodes until `normalizer_samples`, then stays frozen (as the
@@ -382,9 +407,7 @@ class _Run:
     def test(self, row: dict) -> bool:
         """Deterministic test episodes every `eval_every` iterations and at the end; whether they ran."""
         config = self.config
-        last = self.samples >= config.samples
-        evaluated = config.eval_episodes > 0 and (
-            (config.eval_every > 0 and self.iteration % config.eval_every == 0) or last)
+        evaluated = self.test_due(self.samples)
         if evaluated:
             test_returns, test_lengths = self.rollouts.evaluate(self.agent.policy(), config.eval_episodes)
             row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
@@ -393,6 +416,12 @@ class _Run:
                 row["test_normalized_return"] = row["test_return"] / self.horizon
             self.result.test_returns.append((self.samples, row["test_return"]))
         return evaluated
+
+    def test_due(self, samples: int) -> bool:
+        """Whether this iteration ends with test episodes, once `samples` have been collected."""
+        config = self.config
+        return config.eval_episodes > 0 and (
+            (config.eval_every > 0 and self.iteration % config.eval_every == 0) or samples >= config.samples)
 
     def checkpoint(self, row: dict, wall_time: float) -> dict:
         """Everything to resume the run or play its policy (charctl/awr/checkpoint.py lists the contents)."""
@@ -405,6 +434,7 @@ class _Run:
             "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(), "best_test_return": self.best,
             "buffer": buffer_to_dict(self.buffer.episodes()) if keep_buffer else None,
             "dataset": _path_str(self.dataset), "last_row": row,
+            "next_collection_policy": policy_to_dict(self.next_policy),
         }
 
     def save_checkpoints(self, checkpoint: dict, improved: bool) -> None:
