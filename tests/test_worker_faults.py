@@ -1,5 +1,6 @@
-"""Rollout workers under faults: a killed trainer takes its workers with it within seconds, a hung worker
-becomes a one-line error, and Ctrl-C during a wait on a stopped worker ends the run with its checkpoint."""
+"""Rollout workers under faults: a killed trainer takes its workers with it within seconds (local workers and
+a --ray run's whole Ray instance), a hung worker becomes a one-line error, and Ctrl-C during a wait on a stopped
+worker ends the run with its checkpoint."""
 
 import os
 import signal
@@ -27,6 +28,33 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def start_time(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot), or None once it is gone: a pid reused later does not match."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every live process below `pid`, with its start time."""
+    found, todo = {}, [pid]
+    while todo:
+        for child in children(todo.pop()):
+            if (started := start_time(child)) is not None:
+                found[child] = started
+                todo.append(child)
+    return found
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -43,10 +71,10 @@ def wait_until(condition, timeout: float, what: str) -> float:
     raise AssertionError(f"{what} within {timeout} s")
 
 
-def start_training(run_dir: Path, *extra) -> subprocess.Popen:
+def start_training(run_dir: Path, *extra, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "charctl", "train", "gym", "CartPole-v1", "--out", str(run_dir),
                              "--samples", "10000000", "--workers", "2", *QUICK, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
 def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> None:
@@ -79,6 +107,37 @@ def test_killing_the_trainer_ends_its_workers_within_seconds(tmp_path, moment):
         process.kill()
         process.communicate()
         kill_all(children(process.pid) if alive(process.pid) else [])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_a_ray_driver_stopped_by_a_signal_leaves_no_ray_process(tmp_path, sig):
+    """Every process below the driver once its actors work (the run's own Ray instance: GCS, raylet, agents,
+    actors) ends within 5 s of the driver, whatever stopped it. SIGINT goes to the driver's process group, as a
+    terminal's Ctrl-C does."""
+    pytest.importorskip("ray")
+    process = start_training(tmp_path / "run", "--ray", start_new_session=True)
+    tree = {}
+    try:
+        wait_for_checkpoint(tmp_path / "run", process)
+        tree = descendants(process.pid)
+        assert sum("ray::RolloutActor" in command_line(pid) for pid in tree) == 2, [command_line(p) for p in tree]
+        if sig == signal.SIGINT:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+        process.communicate(timeout=60)
+        deadline = time.monotonic() + 5.0
+        while still_running(tree) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not still_running(tree), [command_line(pid) for pid in still_running(tree)]
+    finally:
+        process.kill()
+        process.communicate()
+        kill_all(still_running(tree))
+
+
+def still_running(tree: dict[int, str]) -> list[int]:
+    return [pid for pid, started in tree.items() if start_time(pid) == started]
 
 
 def test_a_worker_blocked_on_a_send_ends_when_its_learner_dies_without_the_death_signal(tmp_path):

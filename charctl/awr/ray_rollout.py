@@ -12,6 +12,8 @@ unfinished share is discarded and collected again by the replacement from the sa
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
@@ -27,6 +29,40 @@ def import_ray():
     except ImportError:
         raise CharctlError("--ray needs Ray: pip install 'charctl[ray]'") from None
     return ray
+
+
+def start_local_ray() -> tuple[subprocess.Popen, str]:
+    """A keeper process in a new session starts Ray and prints its address; the driver holds the keeper's stdin
+    open for as long as the run lasts (its end of the pipe is closed by the kernel however the driver dies)."""
+    use_token_auth()
+    keeper = subprocess.Popen([sys.executable, "-m", "charctl.awr.ray_keeper"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    address = keeper.stdout.readline().strip()
+    if not address:
+        keeper.wait()
+        raise CharctlError(f"could not start a local Ray instance (exit code {keeper.returncode}; Ray's messages "
+                           "are above)")
+    return keeper, address
+
+
+def use_token_auth() -> None:
+    """A new local Ray instance requires its token (~/.ray/auth_token; Ray 2.60 turns this on), but a driver given
+    an address does not send it unless its mode says so. Ray reads the mode once, at import, so set it and have
+    Ray read it again, as ray.init does when it starts an instance itself. A mode the user set applies to both."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    try:
+        from ray._raylet import AuthenticationMode, Config  # noqa: F401  (absent: a Ray without token auth)
+    except ImportError:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")
+
+
+def stop_local_ray(keeper: subprocess.Popen) -> None:
+    keeper.stdin.close()  # the keeper ends every process of its Ray instance, then itself
+    keeper.wait(timeout=30)
+    keeper.stdout.close()
 
 
 class RolloutActor:
@@ -57,12 +93,20 @@ class RayRollouts:
         self.restarts = 0
         self._pending = None  # what finish_collect returns
         self.log = log
+        self._keeper = None  # the process holding this run's own local Ray instance, if it has one
         if not ray.is_initialized():
-            # None: join the cluster named by RAY_ADDRESS if set, else start a local one
-            ray.init(address=None if address in (None, "", "local") else address, log_to_driver=False,
-                     include_dashboard=False)
+            self._connect(address)
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0)(RolloutActor)
         self.actors = [self._new_actor() for _ in range(self.num_workers)]
+
+    def _connect(self, address: str | None) -> None:
+        """A cluster address (or RAY_ADDRESS) is joined; without one the run gets a local Ray instance of its own
+        that ends with the driver, whatever ends the driver (charctl/awr/ray_keeper.py)."""
+        if address in (None, "", "local"):
+            address = None  # ray.init(None): the cluster in RAY_ADDRESS
+            if not os.environ.get("RAY_ADDRESS"):
+                self._keeper, address = start_local_ray()
+        self.ray.init(address=address, log_to_driver=False, include_dashboard=False)
 
     def _new_actor(self):
         return self._actor_class.remote(self.env_id, self.env_kwargs)
@@ -137,6 +181,10 @@ class RayRollouts:
             except Exception:  # already gone
                 pass
         self.actors = []
+        if self._keeper is not None:
+            self.ray.shutdown()
+            stop_local_ray(self._keeper)
+            self._keeper = None
 
     def __enter__(self):
         return self

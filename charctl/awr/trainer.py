@@ -212,8 +212,9 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
 
     `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
     for evaluation. `config.samples` then counts nominal samples (iterations x samples_per_iter).
-    `ray_address`: rollout workers as Ray actors ("local" or "" starts or joins a Ray instance as ray.init()
-    does; else a cluster address); None: local worker processes.
+    `ray_address`: rollout workers as Ray actors ("local" or "": the cluster in RAY_ADDRESS if set, else a local
+    Ray instance of the run's own that ends with it; else a cluster address or "auto"); None: local worker
+    processes. An already initialised Ray is used as it is.
     `resume`: continue from NAME-last.pt with the run's saved settings (its sample budget and seed too);
     `config` is then not used. `changes`: with `resume`, AWR settings to change from here on (the budget,
     learning rates, std, clips, workers, ...); each change is printed and appended to settings_changes.txt with

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
                         help="override one setting (repeatable), e.g. --set temperature=0.5 --set env.time_limit=10")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="rollout workers as Ray actors: on a Ray cluster at ADDRESS (e.g. 10.0.0.1:6379 or "
-                        "auto), or alone: a local Ray instance (needs pip install 'charctl[ray]'; docs/ray.md)")
+                        "auto), or alone: a local Ray instance that ends with the run "
+                        "(needs pip install 'charctl[ray]'; docs/ray.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
