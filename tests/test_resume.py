@@ -141,3 +141,24 @@ def test_a_non_finite_iteration_stops_with_one_line_and_keeps_the_good_checkpoin
     assert len(err.splitlines()) == 1 and "iteration 2: non-finite" in err and expected in err, err
     assert "CartPole-v1-last.pt (2 iterations) is kept" in err
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_an_imitation_run_resumes_with_its_own_env_settings(tmp_path, capsys):
+    """A bare --resume keeps the env settings the run was started with (here a --set env.* one), repeating them is
+    no change, and changing one is refused with one line and nothing written."""
+    out = tmp_path / "dog"
+    assert main(["train", "dog", "trot", "--out", str(out), "--samples", "64", "--workers", "0", *QUICK,
+                 "--set", "samples_per_iter=64", "--set", "eval_episodes=0", "--set", "env.time_limit=1"]) == 0
+    first = load_checkpoint(out / "dog_trot-last.pt")
+    resume = ["train", "dog", "trot", "--resume", "--out", str(out), "--no-progress"]
+    assert main([*resume, "--samples", str(first["samples"] + 1)]) == 0
+    assert main([*resume, "--samples", str(first["samples"] + 1), "--set", "env.time_limit=1"]) == 0
+    state = load_checkpoint(out / "dog_trot-last.pt")
+    assert state["iteration"] == first["iteration"] + 1 and state["env_kwargs"] == first["env_kwargs"]
+    assert state["env_kwargs"]["config"]["time_limit"] == 1.0
+    capsys.readouterr()
+    before = snapshot(out)
+    assert main([*resume, "--samples", "1000", "--set", "env.time_limit=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "config.time_limit 1.0, not 2.0; a resumed run keeps its env" in err, err
+    assert snapshot(out) == before

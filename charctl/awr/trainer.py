@@ -165,8 +165,8 @@ def _flatten(mapping: dict, prefix: str = "") -> dict:
     return out
 
 
-def _resume_state(path: Path, env_id: str, env_kwargs: dict,
-                  changes: dict | None) -> tuple[dict, AWRConfig, list[str]]:
+def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | None,
+                  resumed_env=None) -> tuple[dict, AWRConfig, list[str]]:
     """The checkpoint, the resumed run's settings (the saved ones with `changes` applied) and a note per change.
     Refusals happen here, before anything in the run directory is written."""
     if not path.exists():
@@ -179,6 +179,8 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict,
     missing = [key for key in ("torch_rng", "wall_time") if key not in state]
     if missing:
         raise CharctlError(f"{path}: cannot resume from it (no {', '.join(missing)}); a policy-only checkpoint?")
+    if resumed_env is not None:
+        env_kwargs = resumed_env(dict(state["env_kwargs"]))
     if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
         raise CharctlError(f"{path}: trained on " + _env_difference(state["env_id"], dict(state["env_kwargs"]),
                                                                     env_id, env_kwargs)
@@ -207,7 +209,7 @@ def clean_stale_temporaries(directory: Path) -> list[Path]:
 
 def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str | Path, *, resume: bool = False,
           dataset: str | Path | None = None, progress: bool = True, name: str | None = None,
-          ray_address: str | None = None, changes: dict | None = None) -> TrainResult:
+          ray_address: str | None = None, changes: dict | None = None, resumed_env=None) -> TrainResult:
     """Train (or, with `resume`, continue training) an AWR policy on a gymnasium env id with Box or Discrete actions.
 
     `dataset`: train from a static .npz dataset (docs/datasets.md) without stepping the env; the env is used only
@@ -218,9 +220,11 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     `resume`: continue from NAME-last.pt with the run's saved settings (its sample budget and seed too);
     `config` is then not used. `changes`: with `resume`, AWR settings to change from here on (the budget,
     learning rates, std, clips, workers, ...); each change is printed and appended to settings_changes.txt with
-    the iteration it starts at. A change of a FIXED_ON_RESUME setting or of the env is refused.
+    the iteration it starts at. A change of a FIXED_ON_RESUME setting or of the env is refused. `resumed_env`:
+    with `resume`, a function from the run's saved env kwargs to the ones the resume asks for, compared in place
+    of `env_kwargs` (the CLI: the saved env settings with the command's --set env.* on top).
     """
-    run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes)
+    run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env)
     try:
         run.open_rollouts(ray_address)
         while run.samples < run.config.samples:
@@ -236,7 +240,8 @@ class _Run:
     """One training run's state; `iterate` is one iteration, a sequence of named steps."""
 
     def __init__(self, env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: Path, resume: bool,
-                 dataset: str | Path | None, progress: bool, name: str | None, changes: dict | None):
+                 dataset: str | Path | None, progress: bool, name: str | None, changes: dict | None,
+                 resumed_env=None):
         self.env_id, self.out_dir = env_id, out_dir
         self.name = name = name or default_name(env_id)
         self.last_path, self.best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
@@ -246,7 +251,8 @@ class _Run:
         check_primitive(env_kwargs, "env kwargs")
         state, notes = None, []
         if resume:
-            state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes)
+            state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes, resumed_env)
+            self.env_kwargs = env_kwargs = dict(state["env_kwargs"])  # the same as asked for, or refused
             dataset = state.get("dataset")
             clean_stale_temporaries(out_dir)
         elif self.last_path.exists():

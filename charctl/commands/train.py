@@ -88,6 +88,20 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
     return IMITATION_ENV, kwargs, f"{character.name}_{args.target}"
 
 
+def on_saved_env(kwargs: dict, env_overrides: dict):
+    """For --resume of an imitation run: the env kwargs asked for are the run's saved env settings (whatever
+    configs/env/ says now) with this command's --set env.* on top, so a bare --resume keeps them and a change is
+    refused like any change of the env."""
+    from charctl.envs.config import config_to_dict, env_config_on
+
+    def resumed(saved: dict) -> dict:
+        if not isinstance(saved.get("config"), dict):  # not an imitation run: compared as given
+            return kwargs
+        return {**kwargs, "config": config_to_dict(env_config_on(saved["config"], env_overrides,
+                                                                 "the run's saved env settings"))}
+    return resumed
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -114,7 +128,8 @@ def run(args) -> int:
                          motion=None if gym_task else env_kwargs["motion"])
     out = args.out or f"runs/{name}-s{config.seed}"
     result = train(env_id, env_kwargs, config, out, resume=args.resume, dataset=args.dataset,
-                   progress=not args.no_progress, name=name, ray_address=args.ray, changes=changes)
+                   progress=not args.no_progress, name=name, ray_address=args.ray, changes=changes,
+                   resumed_env=on_saved_env(env_kwargs, env_overrides) if args.resume and not gym_task else None)
     final = result.final_test_text()
     if result.interrupted:
         print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "

@@ -80,5 +80,10 @@ def load_env_config(character: str, motion: str, overrides: dict | None = None,
     return EnvConfig(**checked_fields(EnvConfig, values, directory / f"{character}.yaml"))
 
 
+def env_config_on(saved: dict, overrides: dict | None, source: str) -> EnvConfig:
+    """Settings saved with a run (a checkpoint's), with `overrides` on top: what a resumed run asks for."""
+    return EnvConfig(**checked_fields(EnvConfig, _merge(saved, overrides or {}), source))
+
+
 def config_to_dict(config: EnvConfig) -> dict:
     return dataclasses.asdict(config)
