@@ -1,7 +1,10 @@
-"""Whole AWR runs: checkpoints survive SIGKILL and resume, Ctrl-C stops cleanly, static datasets train without
+"""Whole AWR runs: checkpoints survive SIGKILL and resume (an imitation run stopped by kill -9, Ctrl-C and SIGTERM at
+random moments finishes as if never stopped), Ctrl-C stops cleanly, static datasets train without
 stepping the env, `charctl collect` writes a dataset, and the ablation switches change what the update sees."""
 
 import csv
+import os
+import random
 import signal
 import subprocess
 import sys
@@ -37,9 +40,9 @@ def rows(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def cli(*args) -> subprocess.Popen:
+def cli(*args, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "charctl", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, **popen)
 
 
 def wait_for_iteration(run_dir: Path, at_least: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -78,6 +81,78 @@ def test_sigkill_at_any_moment_resumes_from_an_intact_checkpoint(tmp_path):
     samples = [int(r["samples"]) for r in table]
     assert samples == sorted(samples) and samples[-1] == final["samples"]
     assert not list(run_dir.glob(".*.tmp"))
+
+
+# A dog trot run small enough to stop three times: about 85 samples and 2-3 s per iteration, 8 iterations.
+DOG = ["train", "dog", "trot", "--no-progress", "--samples", "600", "--workers", "2", "--set", "samples_per_iter=64",
+       "--set", "critic_steps=5", "--set", "actor_steps=10", "--set", "eval_every=3", "--set", "eval_episodes=1",
+       "--set", "env.time_limit=1"]
+SAME_IN_BOTH = ["iteration", "samples", "train_return", "test_return", "critic_loss", "actor_loss", "buffer_samples"]
+
+
+@pytest.mark.slow
+def test_an_imitation_run_stopped_at_random_moments_finishes_as_if_never_stopped(tmp_path):
+    """kill -9, Ctrl-C (SIGINT to the process group, as a terminal sends it) and SIGTERM in a seeded random order,
+    each at a seeded random moment of an iteration; after each, the bare resume command goes on from the last
+    finished iteration (only the one in flight is lost) with the run's own settings, and the finished run has the
+    uninterrupted run's weights, optimiser and normaliser state, and progress.csv."""
+    rng = random.Random(19)
+    whole = cli(*DOG, "--out", str(tmp_path / "whole"))  # alongside: only the moments of the stops depend on time
+    run_dir = tmp_path / "run"
+    for index, sig in enumerate(rng.sample([signal.SIGKILL, signal.SIGINT, signal.SIGTERM], 3)):
+        resume = ["--resume"] if index else []
+        process = cli(*(["train", "dog", "trot", "--no-progress"] if index else DOG), "--out", str(run_dir),
+                      *resume, start_new_session=True)
+        finished = stop_at_a_random_moment(process, run_dir, sig, rng)
+        state = load_checkpoint(run_dir / "dog_trot-last.pt")  # never torn
+        assert state["iteration"] >= finished, (sig, finished, state["iteration"])  # at most one iteration lost
+    finish = subprocess.run([sys.executable, "-m", "charctl", "train", "dog", "trot", "--no-progress", "--resume",
+                             "--out", str(run_dir)], capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stderr
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+
+    got, want = load_checkpoint(run_dir / "dog_trot-last.pt"), load_checkpoint(tmp_path / "whole" / "dog_trot-last.pt")
+    assert (got["iteration"], got["samples"], got["config"]) == (want["iteration"], want["samples"], want["config"])
+    assert_identical(got["agent"], want["agent"])
+    assert [[r[k] for k in SAME_IN_BOTH] for r in rows(run_dir)] == \
+        [[r[k] for k in SAME_IN_BOTH] for r in rows(tmp_path / "whole")]
+    assert not (run_dir / "settings_changes.txt").exists() and not list(run_dir.glob(".*.tmp"))
+
+
+def stop_at_a_random_moment(process: subprocess.Popen, run_dir: Path, sig: int, rng: random.Random) -> int:
+    """Wait for one more finished iteration, then signal at a random point of the next one; the number of
+    iterations finished just before the signal."""
+    before = len(rows(run_dir)) if (run_dir / "progress.csv").exists() else 0
+    wait_for_iteration(run_dir, before + 1, process, timeout=180)
+    table = rows(run_dir)
+    time.sleep(rng.random() * (float(table[-1]["wall_time"]) - float(table[-2]["wall_time"] if len(table) > 1 else 0)))
+    finished = len(rows(run_dir))
+    assert process.poll() is None, "the run ended before it could be stopped"
+    if sig == signal.SIGINT:
+        os.killpg(process.pid, sig)
+    else:
+        process.send_signal(sig)
+    process.communicate(timeout=60)
+    assert process.returncode == (130 if sig == signal.SIGINT else -sig)
+    return finished
+
+
+def assert_identical(got, want) -> None:
+    """Nested checkpoint state: same keys, bit-identical tensors and arrays, equal values."""
+    if isinstance(want, dict):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert_identical(got[key], want[key])
+    elif isinstance(want, torch.Tensor):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    elif isinstance(want, np.ndarray):
+        np.testing.assert_array_equal(got, want)
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert_identical(a, b)
+    else:
+        assert got == want
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_last_iteration(tmp_path):
