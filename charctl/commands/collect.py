@@ -2,6 +2,8 @@
 
 import argparse
 
+from charctl.commands import seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
                         "few more)")
     parser.add_argument("--noise", type=float, default=None, help="action noise std (default: the policy's own)")
     parser.add_argument("--out", required=True, help="dataset file to write (.npz)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of resets and noise (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of resets and noise (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0: in-process)")
     parser.set_defaults(func=run)
 

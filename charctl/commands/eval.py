@@ -3,6 +3,8 @@
 import argparse
 import json
 
+from charctl.commands import seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
                         help="also run the reference-PD baseline from the same start states and compare the two "
                              "episode by episode (imitation checkpoints)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)

@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+from charctl.commands import seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seconds", type=float, default=None,
                         help="length (default: 10 s for a policy, one pass of the clip for --reference; a "
                         "looping clip continues past its end)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out start state (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the held-out start state (default 0)")
     parser.add_argument("--euler", choices=["ZXY", "XYZ", "ZYX"], default="ZXY",
                         help="rotation channel order (default ZXY)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -4,6 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from charctl.commands import seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
                         "record: length of each episode (default 10)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes to play (default: GUI until q, "
                         "record 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the start states (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
     parser.add_argument("--no-ghost", action="store_true", help="do not draw the reference clip")
     parser.add_argument("--no-labels", action="store_true", help="record: no legend, episode, time and return "
