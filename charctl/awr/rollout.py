@@ -226,7 +226,8 @@ class Rollouts:
 
     def _raise_hung(self, index: int):
         pid = self._processes[index].pid
-        self.close()  # kills it: a stopped or spinning worker answers no close request
+        self._processes[index].kill()  # now: a stopped or spinning worker answers no close request nor SIGTERM
+        self.close()
         raise CharctlError(f"rollout worker {index} (pid {pid}) did not answer within {self.timeout:g} s "
                            "(worker_timeout); it was stopped; rerun with --resume to continue from the last checkpoint")
 
