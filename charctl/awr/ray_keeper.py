@@ -1,12 +1,12 @@
 """The keeper of a run's own local Ray instance: `python -m charctl.awr.ray_keeper`, started by the driver.
 
 Ray's head processes die with the process that started them (PR_SET_PDEATHSIG), but the agents and workers the
-raylet starts do not always: after a kill -9 of the driver, Ray 2.60's dashboard and runtime-env agents see
-the raylet go, then wait on the dead GCS to report it and stay for minutes. So the driver does not start Ray
-itself: it starts this keeper in a new session, the keeper starts Ray (every Ray process is then in the
-keeper's session) and prints the address, and the driver connects to it. The keeper holds the read end of a
-pipe whose only writer is the driver: when the driver ends, however it ended, the read returns and the keeper
-SIGKILLs every process of its session, then exits.
+raylet starts do not always: after a kill -9 of the driver, Ray 2.60's dashboard and runtime-env agents see the
+raylet go, then wait on the dead GCS to report it, and stay (benchmarks/fault_timings.py). So the driver does not
+start Ray itself: it starts this keeper in a new session, the keeper starts Ray (every Ray process is then in the
+keeper's session) and prints the address, and the driver connects to it. The keeper holds the read end of a pipe
+whose only writer is the driver: when the driver ends, however it ended, the read returns and the keeper SIGKILLs
+every process of its session, then exits.
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ def end_session() -> None:
 
 
 def main() -> None:
-    # a kill aimed at the keeper itself still takes its Ray instance with it (Python handlers are not inherited
-    # by the Ray processes it starts, an ignored signal would be)
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, lambda *_: end_session())
     import ray
 
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    # a kill aimed at the keeper itself also takes its Ray instance with it; set after ray.init, which installs
+    # handlers of its own
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, lambda *_: end_session())
     print(ray.get_runtime_context().gcs_address, flush=True)
     sys.stdin.buffer.read()  # returns at end of file: the driver closed its end or is gone
     end_session()
