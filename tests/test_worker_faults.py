@@ -10,9 +10,15 @@ import textwrap
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
+from charctl.awr.agent import AWRAgent
 from charctl.awr.checkpoint import load_checkpoint
+from charctl.awr.config import load_config
+from charctl.awr.rollout import HEARTBEAT_SECONDS, Rollouts, make_env
+from charctl.util.errors import CharctlError
 
 QUICK = ["--no-progress", "--set", "samples_per_iter=512", "--set", "critic_steps=5", "--set", "actor_steps=10",
          "--set", "eval_every=0", "--set", "eval_episodes=2"]
@@ -183,7 +189,7 @@ def test_a_stopped_worker_becomes_a_one_line_error_and_the_checkpoint_stays(tmp_
         out, err = process.communicate(timeout=60)
         assert process.returncode == 2
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and "did not answer within 3" in lines[0] and "--resume" in lines[0], err
+        assert len(lines) == 1 and "gave no sign of life for 3 s" in lines[0] and "--resume" in lines[0], err
         wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "the workers end")
         load_checkpoint(run_dir / "CartPole-v1-last.pt")
     finally:
@@ -241,3 +247,36 @@ def test_a_run_stopped_by_a_signal_resumes_with_its_own_settings(tmp_path, sig):
     finally:
         process.kill()
         process.communicate()
+
+
+STEP_SECONDS = 0.02
+
+
+class SlowCartPole(CartPoleEnv):
+    """CartPole whose steps take 20 ms."""
+
+    def step(self, action):
+        time.sleep(STEP_SECONDS)
+        return super().step(action)
+
+
+gym.register("charctl-test/SlowCartPole-v0", entry_point=SlowCartPole, max_episode_steps=500)
+
+
+def test_a_slow_worker_that_keeps_stepping_is_not_taken_for_hung():
+    """worker_timeout bounds a worker's silence: its heartbeats (at least one a second while it steps) keep a
+    share that takes longer than the timeout alive, and a silent (stopped) worker is still caught."""
+    rollouts = Rollouts("charctl-test/SlowCartPole-v0", {}, 2, seed=0, timeout=HEARTBEAT_SECONDS + 0.8)
+    probe = make_env("charctl-test/SlowCartPole-v0")
+    policy = AWRAgent(probe.observation_space, probe.action_space, load_config("CartPole-v1")).policy()
+    probe.close()
+    samples = 400
+    assert samples // 2 * STEP_SECONDS > 2 * rollouts.timeout  # each worker's share takes over twice the timeout
+    try:
+        episodes = rollouts.collect(policy, samples, iteration=0)
+        assert sum(len(e) for e in episodes) >= samples
+        os.kill(rollouts._processes[1].pid, signal.SIGSTOP)
+        with pytest.raises(CharctlError, match="gave no sign of life for"):
+            rollouts.collect(policy, samples, iteration=1)
+    finally:
+        rollouts.close()

@@ -34,7 +34,9 @@ class AWRConfig:
     eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = ranged(10, ge=0)
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
-    worker_timeout: float = ranged(600.0, gt=0)  # seconds a rollout worker may take to answer (then: hung)
+    # seconds a rollout worker may go without a sign of life (it sends one at least every second while it steps
+    # its env) before it counts as hung and the run stops
+    worker_timeout: float = ranged(60.0, gt=0)
     # the workers collect the next iteration's samples while the learner updates, with the policy from before
     # that update (one update behind: AWR is off-policy); not on iterations that end with a test evaluation
     overlap_collection: bool = False

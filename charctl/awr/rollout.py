@@ -28,6 +28,7 @@ from charctl.util.errors import CharctlError
 EVAL_STREAM = 7_000_001     # separates the trainer's test episodes' seeds from training seeds
 HELD_OUT_STREAM = 7_000_002  # `charctl eval` and `play`: start states the trainer never chose a checkpoint on
 PARENT_CHECK_SECONDS = 2.0  # an orphaned worker notices its learner is gone this quickly
+HEARTBEAT_SECONDS = 1.0  # a busy worker tells the learner it is alive this often (between env steps)
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies
 
 
@@ -54,8 +55,9 @@ def _env_action(action: np.ndarray, discrete: bool):
 
 
 def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | None, seed: int | None = None,
-                deterministic: bool = False, noise_std: float | None = None) -> Episode:
-    """One whole episode; stochastic (policy noise or `noise_std`) unless `deterministic`."""
+                deterministic: bool = False, noise_std: float | None = None, beat=None) -> Episode:
+    """One whole episode; stochastic (policy noise or `noise_std`) unless `deterministic`. `beat()` is called
+    after every step (a worker's heartbeat)."""
     obs, _ = env.reset(seed=seed)
     discrete = policy.action.discrete
     observations, actions, rewards, explored = [], [], [], []
@@ -66,6 +68,8 @@ def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | No
             env_action, stored, sampled = policy.explore(obs, rng, noise_std)
             explored.append(sampled)
         next_obs, reward, terminated, truncated, _ = env.step(_env_action(env_action, discrete))
+        if beat is not None:
+            beat()
         observations.append(obs)
         actions.append(stored)
         rewards.append(reward)
@@ -80,14 +84,15 @@ def run_episode(env: gym.Env, policy: NumpyPolicy, rng: np.random.Generator | No
 
 
 def collect_episodes(env: gym.Env, policy: NumpyPolicy, num_samples: int, seed: int | list[int],
-                     noise_std: float | None = None) -> list[Episode]:
+                     noise_std: float | None = None, beat=None) -> list[Episode]:
     """Whole stochastic episodes until at least `num_samples` transitions; `seed` fixes resets and noise."""
     seeds = np.random.SeedSequence(seed)
     rng = np.random.default_rng(seeds.spawn(1)[0])
     reset_seed = int(seeds.generate_state(1)[0])
     episodes, count = [], 0
     while count < num_samples:
-        episode = run_episode(env, policy, rng, seed=reset_seed if not episodes else None, noise_std=noise_std)
+        episode = run_episode(env, policy, rng, seed=reset_seed if not episodes else None, noise_std=noise_std,
+                              beat=beat)
         episodes.append(episode)
         count += len(episode)
     return episodes
@@ -110,11 +115,11 @@ def evaluation_seed(seed: int, episode: int, held_out: bool = False) -> int:
     return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
 
 
-def evaluate_episodes(env: gym.Env, policy: NumpyPolicy, seeds: list[int]) -> list[tuple[float, int]]:
+def evaluate_episodes(env: gym.Env, policy: NumpyPolicy, seeds: list[int], beat=None) -> list[tuple[float, int]]:
     """(return, length) of deterministic episodes started from the given reset seeds."""
     results = []
     for seed in seeds:
-        episode = run_episode(env, policy, None, seed=seed, deterministic=True)
+        episode = run_episode(env, policy, None, seed=seed, deterministic=True, beat=beat)
         results.append((episode.total_reward, len(episode)))
     return results
 
@@ -131,6 +136,21 @@ def die_with_parent(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:
         os._exit(0)
+
+
+def _heartbeat(conn):
+    """A `beat` for run_episode: tells the learner, at most every HEARTBEAT_SECONDS, that this worker is still
+    stepping, so that `worker_timeout` bounds silence rather than the length of a share of work."""
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= HEARTBEAT_SECONDS:
+            conn.send(("beat", None))
+            last = now
+
+    return beat
 
 
 def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited: list) -> None:
@@ -151,10 +171,12 @@ def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited
             if command == "close":
                 return
             policy = NumpyPolicy.from_state(args["policy"])
+            beat = _heartbeat(conn)
             if command == "collect":
-                conn.send(("ok", collect_episodes(env, policy, args["num_samples"], args["seed"], args["noise_std"])))
+                conn.send(("ok", collect_episodes(env, policy, args["num_samples"], args["seed"], args["noise_std"],
+                                                  beat)))
             elif command == "evaluate":
-                conn.send(("ok", evaluate_episodes(env, policy, args["seeds"])))
+                conn.send(("ok", evaluate_episodes(env, policy, args["seeds"], beat)))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     except BaseException:
@@ -174,7 +196,7 @@ class Rollouts:
                  timeout: float | None = None):
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_workers, self.seed = num_workers, seed
-        self.timeout = timeout  # seconds a worker may take to answer before it counts as hung (None: no bound)
+        self.timeout = timeout  # seconds a worker may stay silent (no result, no heartbeat) before it counts as hung
         self.restarts = 0  # local workers are not replaced: a dead one stops the run (resume with --resume)
         self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
         self._connections, self._processes = [], []
@@ -209,6 +231,9 @@ class Rollouts:
                     status, payload = conn.recv()
                 except (EOFError, ConnectionResetError, OSError):
                     self._raise_dead(index)
+                if status == "beat":  # alive and stepping: the silence bound starts again
+                    deadline = time.monotonic() + (self.timeout if self.timeout is not None else float("inf"))
+                    continue
                 if status == "error":
                     self.close()
                     raise RuntimeError(f"rollout worker {index} failed in env {self.env_id}:\n{payload}")
@@ -228,7 +253,7 @@ class Rollouts:
         pid = self._processes[index].pid
         self._processes[index].kill()  # now: a stopped or spinning worker answers no close request nor SIGTERM
         self.close()
-        raise CharctlError(f"rollout worker {index} (pid {pid}) did not answer within {self.timeout:g} s "
+        raise CharctlError(f"rollout worker {index} (pid {pid}) gave no sign of life for {self.timeout:g} s "
                            "(worker_timeout); it was stopped; rerun with --resume to continue from the last checkpoint")
 
     # --- public
