@@ -6,8 +6,9 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from charctl.play.playback import GHOST_RGBA, Player, record
+from charctl.play.playback import Player, record
 from charctl.play.policy_file import open_policy
+from charctl.play.scene import GHOST_RGBA
 
 W, H = 160, 120
 
