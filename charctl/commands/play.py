@@ -12,8 +12,10 @@ def register(subparsers) -> None:
         "play", help="replay a trained policy in the simulation: a GUI window or a recorded video",
         description="Replay a trained imitation policy in the physics simulation with the reference clip as a "
         "translucent ghost beside it. --gui opens a PyBullet window (keys: space pause, n single step, r reset, "
-        "g toggle ghost, q quit); --record renders a .mp4 or .gif headless, no display needed. The checkpoint "
-        "names its character, clip and settings. Gymnasium policies play in their env's own renderer.",
+        "g toggle ghost, q quit): the simulation runs in real time if the machine can simulate that fast, the "
+        "window draws as many frames as the machine has time for, and the last line says how fast both went. "
+        "--record renders a .mp4 or .gif headless, no display needed. The checkpoint names its character, clip and "
+        "settings. Gymnasium policies play in their env's own renderer.",
         epilog="example: charctl play runs/dog_canter-s0/dog_canter.pt --gui\n"
                "         charctl play policies/dog_trot.pt --record trot.mp4 --seconds 10",
         formatter_class=argparse.RawDescriptionHelpFormatter,
