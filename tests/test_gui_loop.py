@@ -113,12 +113,14 @@ def test_frames_show_the_character_its_ghost_beside_it_and_the_status(player):
     assert np.allclose(with_ghost.ghost.orientation, reference.root_rot)
     shift = np.asarray(with_ghost.ghost.position) - np.asarray(with_ghost.character.position)
     assert np.linalg.norm(shift[:2] - np.asarray(GHOST_OFFSET)[:2]) < 0.5  # beside it, give or take its lag
-    root = player.root_position
-    assert np.allclose(with_ghost.target, root + np.asarray(GHOST_OFFSET) / 2)  # the camera between the two
-    assert "normalised return" in with_ghost.text and np.allclose(with_ghost.text_position, root + [0, -0.8, 0.9])
+    state = player.imitation.sim.state()
+    middle = np.append(state.com_pos[:, :2].mean(axis=0), state.root_pos[2])  # across the ground; root height
+    assert np.allclose(with_ghost.target, middle + np.asarray(GHOST_OFFSET) / 2)  # the camera between the two
+    assert "normalised return" in with_ghost.text
+    assert np.allclose(with_ghost.text_position, state.root_pos + [0, -0.8, 0.9])
     player.toggle_ghost()
     without = player.frame()
-    assert without.ghost is None and np.allclose(without.target, root)  # the camera on the character alone
+    assert without.ghost is None and np.allclose(without.target, middle)  # the camera on the character alone
 
 
 def test_keys_pause_step_ghost_reset_and_quit(player):

@@ -47,12 +47,14 @@ class Player:
         state = self.imitation.sim.state()
         return state.root_pos
 
-    def view_target(self, root: np.ndarray | None = None) -> np.ndarray:
-        """Where the camera looks: between the character and its ghost (the character alone without one)."""
-        root = self.root_position if root is None else root
+    def view_target(self, state) -> np.ndarray:
+        """Where the camera looks: between the character and its ghost, or on the character alone without one. Across
+        the ground it takes the character's middle (the mean of its bodies' centres of mass; the dog's root is at
+        its hips, 0.2 m behind it), its height from the root."""
+        centre = np.append(state.com_pos[:, :2].mean(axis=0), state.root_pos[2])
         if self.ghost_visible:
-            return root + self.ghost_offset / 2
-        return root
+            return centre + self.ghost_offset / 2
+        return centre
 
     def toggle_ghost(self) -> None:
         self.ghost_visible = self.has_ghost and not self.ghost_visible
@@ -65,9 +67,10 @@ class Player:
             reference = self.imitation.reference_pose()
             beside = replace(reference, root_pos=reference.root_pos + self.ghost_offset)
             ghost = body_pose(self.imitation.character, beside)
-        root = self.root_position
-        return Frame(character=self.imitation.sim.body_pose(), ghost=ghost, target=self.view_target(root).tolist(),
-                     text=text, text_position=(root + TEXT_OFFSET).tolist())
+        state = self.imitation.sim.state()
+        return Frame(character=self.imitation.sim.body_pose(), ghost=ghost,
+                     target=self.view_target(state).tolist(), text=text,
+                     text_position=(state.root_pos + TEXT_OFFSET).tolist())
 
     def reset(self) -> None:
         from charctl.awr.rollout import evaluation_seed
