@@ -3,7 +3,7 @@ each time it has finished the last.
 
 Why a process: PyBullet's GUI client keeps its render and command threads spinning whether or not anything changes
 (about a core under software OpenGL), and every call into it waits for them. In the simulating process that slowed
-the dog's physics by half or more with no call made, and the calls took 50-100 ms per control step on a loaded
+the dog's physics by half or more with no call made, and the calls took ~0.12 s per 33 ms control step on a loaded
 2-core machine (docs/benchmarks.md, "play"). Here the simulation never waits for the window: it offers each new
 frame, the window takes one whenever it is ready and the rest are skipped, so the motion keeps the control clock and
 the window draws as many frames as the machine has time left for.
