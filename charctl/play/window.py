@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,7 @@ class StatusLine:
 # --------------------------------------------------------------------------------------------- the window process
 def _serve(conn, character: Character, ghost: bool, distance: float, text_hz: float) -> None:
     """The window process: set up, then draw each frame it is sent and ask for the next, until told to close."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulating process's to handle: it closes the window
     _lower_priority()
     NativeOutputSilenced().start()  # PyBullet's GUI prints OpenGL and thread reports for as long as it runs
     view = None
