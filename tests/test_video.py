@@ -6,8 +6,9 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from charctl.play.playback import GHOST_RGBA, Player, record
+from charctl.play.playback import Player, record
 from charctl.play.policy_file import open_policy
+from charctl.play.scene import GHOST_RGBA
 
 W, H = 160, 120
 
@@ -52,3 +53,14 @@ def test_an_episode_that_ends_early_shortens_the_count(tmp_path):
     count, calls, frames = record_video(tmp_path / "fall.gif", labels=True, seconds=1.2, episodes=2)
     assert len(frames) == count < 2 * (36 + 1) and calls[-1] == (count, count)
     assert calls[0][1] == 2 * (36 + 1)  # planned in full at first
+
+
+def test_a_gif_plays_at_the_clips_own_speed(tmp_path):
+    from PIL import Image
+
+    count, _, _ = record_video(tmp_path / "speed.gif", labels=False, seconds=1.0, episodes=1)
+    image, shown = Image.open(tmp_path / "speed.gif"), 0
+    for i in range(image.n_frames):
+        image.seek(i)
+        shown += image.info["duration"]
+    assert abs(shown - count * 1000 / 30) <= 10  # GIF's 10 ms steps: 30 and 40 ms frames, not all 30 (11% fast)

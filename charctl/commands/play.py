@@ -12,8 +12,10 @@ def register(subparsers) -> None:
         "play", help="replay a trained policy in the simulation: a GUI window or a recorded video",
         description="Replay a trained imitation policy in the physics simulation with the reference clip as a "
         "translucent ghost beside it. --gui opens a PyBullet window (keys: space pause, n single step, r reset, "
-        "g toggle ghost, q quit); --record renders a .mp4 or .gif headless, no display needed. The checkpoint "
-        "names its character, clip and settings. Gymnasium policies play in their env's own renderer.",
+        "g toggle ghost, q quit): the simulation runs in real time if the machine can simulate that fast, the "
+        "window draws as many frames as the machine has time for, and the last line says how fast both went. "
+        "--record renders a .mp4 or .gif headless, no display needed. The checkpoint names its character, clip and "
+        "settings. Gymnasium policies play in their env's own renderer.",
         epilog="example: charctl play runs/dog_canter-s0/dog_canter.pt --gui\n"
                "         charctl play policies/dog_trot.pt --record trot.mp4 --seconds 10",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -50,7 +52,7 @@ def check_display() -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from charctl.play.playback import Player, record, run_gui
+    from charctl.play.playback import Player, record
     from charctl.play.policy_file import open_policy
     from charctl.util.errors import CharctlError
 
@@ -70,16 +72,14 @@ def run(args) -> int:
     task = open_policy(args.checkpoint)
     if not task.is_imitation:
         return play_gym_task(task, args)
-    env = task.make_env(gui=args.gui)
+    env = task.make_env()
     try:
         imitation = env.unwrapped
         distance = 2.2 if imitation.character.name == "dog" else 3.0
         player = Player(env, task.policy, imitation.config.horizon, args.seed, deterministic=not args.stochastic,
                         ghost=not args.no_ghost)
         if args.gui:
-            played = run_gui(player, args.seconds, args.episodes, args.screenshot, distance,
-                             note=lambda text: print(f"charctl: {text}", file=sys.stderr, flush=True))
-            print(f"{task.name}: {played} episode(s) finished; last: {player.status_text()}")
+            play_in_window(task.name, player, args, distance)
         else:
             seconds = 10.0 if args.seconds is None else args.seconds
             episodes = args.episodes or 1
@@ -91,6 +91,20 @@ def run(args) -> int:
     finally:
         env.close()
     return 0
+
+
+def play_in_window(name: str, player, args, distance: float) -> None:
+    from charctl.play.playback import run_gui
+    from charctl.play.window import Window
+
+    window = Window(player.imitation.character, ghost=player.has_ghost, camera_distance=distance)
+    try:
+        run = run_gui(player, window, args.seconds, args.episodes,
+                      note=lambda text: print(f"charctl: {text}", file=sys.stderr, flush=True))
+    finally:
+        window.close(args.screenshot)
+    print(f"{name}: {run.episodes} episode(s) finished; last: {player.status_text()}; simulated at {run.speed:.2f}x "
+          f"real time, the window drew {run.frames_per_second:.1f} frames/s")
 
 
 def _advance(bar, frames: int, planned: int) -> None:

@@ -41,12 +41,12 @@ class ImitationEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, character: str = "humanoid", motion: str = "spinkick", config: dict | None = None,
-                 render_mode: str | None = None, gui: bool = False):
+                 render_mode: str | None = None):
         self.character = load_character(character)
         self.clip = load_clip(self.character, motion)
         self.config = load_env_config(self.character.name, motion, config)
         self.render_mode = render_mode
-        self.sim = Simulation(self.character, self.config.sim, gui=gui)
+        self.sim = Simulation(self.character, self.config.sim)
         self.dt = 1.0 / self.config.sim.control_hz
         names = self.config.ground_contact_bodies
         self.allowed_contacts = {self.character.joint_index(n) for n in names} if names is not None \

@@ -1,56 +1,18 @@
-"""Replaying a trained imitation policy in the physics simulation: in a PyBullet GUI window or to a video.
+"""Replaying a trained imitation policy in the physics simulation: in a PyBullet window or to a video.
 
-The reference clip is drawn as a translucent, non-colliding ghost beside the simulated character; the ghost
-is re-posed after every control step (before anything is drawn), so physics never moves it visibly.
+The reference clip is drawn as a translucent ghost beside the simulated character. Pictures come from a world of
+their own (charctl/play/scene.py) posed after each control step, so the ghost never enters the physics.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from charctl.character.model import Character
-from charctl.character.pose import Pose
-from charctl.sim.bullet_pose import apply_pose
-from charctl.util.quiet import import_pybullet
-
-pybullet = import_pybullet()  # without its build banner
-
-GHOST_RGBA = (0.35, 0.65, 1.0, 0.35)
-# Beside the character as the default camera (yaw 30 degrees) sees it: along the picture's horizontal axis, to the
-# right and so ahead of the character, which falls back from it rather than into it when it lags the clip.
-GHOST_OFFSET = (1.0, 0.6, 0.0)
-
-
-class Ghost:
-    """A second copy of the character that shows the reference pose; it collides with nothing."""
-
-    def __init__(self, sim, character: Character, offset=GHOST_OFFSET):
-        self.client, self.character = sim.display_client, character
-        self.offset = np.asarray(offset, dtype=np.float64)
-        p = dict(physicsClientId=self.client)
-        if sim.display_client == sim.client:
-            self.body = sim.load_extra_body(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
-        else:  # a window mirroring the physics world: the ghost lives in the window only
-            self.body = pybullet.loadURDF(str(character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE, **p)
-        for link in range(-1, character.num_joints - 1):
-            pybullet.setCollisionFilterGroupMask(self.body, link, 0, 0, **p)
-            pybullet.changeVisualShape(self.body, link, rgbaColor=GHOST_RGBA, **p)
-        self.visible = True
-
-    def show(self, pose: Pose) -> None:
-        if not self.visible:
-            return
-        moved = Pose(root_pos=pose.root_pos + self.offset, root_rot=pose.root_rot, joint_rot=pose.joint_rot)
-        apply_pose(self.client, self.body, self.character, moved)
-
-    def toggle(self) -> None:
-        self.visible = not self.visible
-        if not self.visible:  # park it far below the ground
-            pybullet.resetBasePositionAndOrientation(self.body, [0, 0, -100], [0, 0, 0, 1],
-                                                     physicsClientId=self.client)
+from charctl.play.scene import GHOST_OFFSET, GHOST_RGBA, TEXT_OFFSET, Frame, Scene
+from charctl.sim.bullet_pose import body_pose
 
 
 @dataclass
@@ -64,7 +26,7 @@ class StepInfo:
 
 
 class Player:
-    """Runs the policy in an imitation env, one control step at a time, keeping the ghost in step."""
+    """Runs the policy in an imitation env, one control step at a time; `frame` is the picture of where it is."""
 
     def __init__(self, env, policy, horizon: int, seed: int, deterministic: bool, ghost: bool = True,
                  ghost_offset=GHOST_OFFSET):
@@ -74,7 +36,8 @@ class Player:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.episode = 0
-        self.ghost = Ghost(self.imitation.sim, self.imitation.character, ghost_offset) if ghost else None
+        self.has_ghost = self.ghost_visible = ghost
+        self.ghost_offset = np.asarray(ghost_offset, dtype=np.float64)
         self.obs = None
         self.total = 0.0
         self.last = StepInfo(0.0, 0.0, 0.0, 0.0, False, False)
@@ -84,12 +47,30 @@ class Player:
         state = self.imitation.sim.state()
         return state.root_pos
 
-    def view_target(self) -> np.ndarray:
-        """Where the camera looks: between the character and its ghost (the character alone without one)."""
-        root = self.root_position
-        if self.ghost is not None and self.ghost.visible:
-            return root + self.ghost.offset / 2
-        return root
+    def view_target(self, state) -> np.ndarray:
+        """Where the camera looks: between the character and its ghost, or on the character alone without one. Across
+        the ground it takes the character's middle (the mean of its bodies' centres of mass; the dog's root is at
+        its hips, 0.2 m behind it), its height from the root."""
+        centre = np.append(state.com_pos[:, :2].mean(axis=0), state.root_pos[2])
+        if self.ghost_visible:
+            return centre + self.ghost_offset / 2
+        return centre
+
+    def toggle_ghost(self) -> None:
+        self.ghost_visible = self.has_ghost and not self.ghost_visible
+
+    def frame(self, text: str = "") -> Frame:
+        """The picture now: the character as simulated, the reference pose beside it (when shown), the camera's
+        target, and `text` anchored near the character."""
+        ghost = None
+        if self.ghost_visible:
+            reference = self.imitation.reference_pose()
+            beside = replace(reference, root_pos=reference.root_pos + self.ghost_offset)
+            ghost = body_pose(self.imitation.character, beside)
+        state = self.imitation.sim.state()
+        return Frame(character=self.imitation.sim.body_pose(), ghost=ghost,
+                     target=self.view_target(state).tolist(), text=text,
+                     text_position=(state.root_pos + TEXT_OFFSET).tolist())
 
     def reset(self) -> None:
         from charctl.awr.rollout import evaluation_seed
@@ -98,7 +79,6 @@ class Player:
         self.episode += 1
         self.total = 0.0
         self.last = StepInfo(info["phase"], 0.0, 0.0, 0.0, False, False)
-        self._show_ghost()
 
     def step(self) -> StepInfo:
         action = self.policy.act(self.obs, deterministic=self.deterministic, rng=self.rng)
@@ -108,12 +88,7 @@ class Player:
                              normalized_return=self.total / self.horizon,
                              time=info["time"] - self.imitation.start_time, done=terminated or truncated,
                              fell=bool(terminated))
-        self._show_ghost()
         return self.last
-
-    def _show_ghost(self) -> None:
-        if self.ghost is not None:
-            self.ghost.show(self.imitation.reference_pose())
 
     def status_text(self) -> str:
         s = self.last
@@ -122,78 +97,63 @@ class Player:
 
 
 # --------------------------------------------------------------------------------------------- GUI window
-KEYS = {"pause": ord(" "), "step": ord("n"), "reset": ord("r"), "ghost": ord("g"), "quit": ord("q")}
-KEYS_HELP = "space pause  n step  r reset  g ghost  q quit"
+@dataclass
+class GuiRun:
+    episodes: int  # finished
+    speed: float  # simulated seconds per wall-clock second since the last pause (1.0: real time)
+    frames_per_second: float  # frames the window drew
 
 
-def _pressed(events: dict, key: int) -> bool:
-    return bool(events.get(key, 0) & pybullet.KEY_WAS_TRIGGERED)
-
-
-def run_gui(player: Player, seconds: float | None, episodes: int | None, screenshot=None,
-            camera_distance: float = 3.0, text_hz: float = 2.0, note=None) -> int:
-    """The interactive loop, paced to the control clock (real time). Returns the number of episodes played.
-
-    The window draws nothing until the first pose and the camera are set (Simulation.open_display starts it with
-    rendering off). Each call into a GUI client waits for its render thread; text is the slowest (0.2-0.3 s a line
-    under software OpenGL on a loaded machine), so status and keys share one line, which changes `text_hz` times a
-    second. `note(text)` is told once when the machine cannot keep up."""
-    sim = player.imitation.sim
-    client = sim.display_client
-    p = dict(physicsClientId=client)
+def run_gui(player: Player, window, seconds: float | None, episodes: int | None, note=None) -> GuiRun:
+    """The interactive loop: the simulation paced to the control clock (real time), the window (charctl/play/window.py,
+    or anything with its `offer`/`keys`/`frames`) handed a frame whenever it is ready for one. `note(text)` is told
+    once when the machine cannot simulate in real time."""
     dt = player.imitation.dt
     player.reset()
-    sim.show()
-    _follow(player, camera_distance, p)
-    pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 1, **p)  # the scene is set up: show it
-    text_id = -1
-    paused, played, shown, drawn_at = False, 0, None, -np.inf
+    window.offer(lambda: player.frame(_status(player, False)))  # before the clock starts: it opens on the scene
+    paused, played = False, 0
     clock = RealTimeClock(dt)
     while True:
-        events = pybullet.getKeyboardEvents(**p)
-        if _pressed(events, KEYS["quit"]):
+        keys = window.keys()
+        if "quit" in keys:
             break
-        if _pressed(events, KEYS["pause"]):
+        if "pause" in keys:
             paused = not paused
             clock.restart()
-        if _pressed(events, KEYS["ghost"]) and player.ghost is not None:
-            player.ghost.toggle()
-            player._show_ghost()
-        if _pressed(events, KEYS["reset"]):
+        if "ghost" in keys:
+            player.toggle_ghost()
+        if "reset" in keys:
             player.reset()
-        if not paused or _pressed(events, KEYS["step"]):
-            info = player.step()
-            if info.done:
+        if not paused or "step" in keys:
+            if player.step().done:
                 played += 1
                 if episodes is not None and played >= episodes:
                     break
                 player.reset()
-        sim.show()
-        _follow(player, camera_distance, p)
-        status = player.status_text() + ("  [paused]" if paused else "")
-        if time.monotonic() - drawn_at >= 1.0 / text_hz or (paused and status != shown):
-            root = player.root_position  # the text starts here (left-aligned): up and to the left of the character
-            text_id = pybullet.addUserDebugText(f"{status}   |   {KEYS_HELP}", [root[0], root[1] - 0.8, root[2] + 0.9],
-                                                textColorRGB=[0.0, 0.0, 0.0], textSize=1.0,
-                                                replaceItemUniqueId=text_id, **p)
-            shown, drawn_at = status, time.monotonic()
+        # skipped while the window still draws the last one: never waited for
+        window.offer(lambda: player.frame(_status(player, paused)))
         if seconds is not None and clock.elapsed() >= seconds:
             break
         clock.wait()
         if note is not None and not paused and clock.too_slow():
-            note(f"the window runs at {clock.speed():.2f}x real time: this machine cannot draw and simulate "
-                 f"a {dt * 1000:.0f} ms step in time (software OpenGL?)")
-    if screenshot is not None:
-        save_window(client, screenshot, player.view_target(), camera_distance)
-    return played
+            note(f"the simulation runs at {clock.speed():.2f}x real time: this machine cannot simulate a "
+                 f"{dt * 1000:.0f} ms control step in time")
+    return GuiRun(played, clock.speed(), window.frames / max(clock.elapsed(), 1e-9))
+
+
+def _status(player: Player, paused: bool) -> str:
+    from charctl.play.window import KEYS_HELP
+
+    return f"{player.status_text()}{'  [paused]' if paused else ''}   |   {KEYS_HELP}"
 
 
 class RealTimeClock:
-    """Sleeps to the next tick of a `dt` clock; behind it, it carries on from now (no catching up in a burst) and
-    measures how fast simulated time runs against the wall clock."""
+    """Sleeps to the next tick of a `dt` clock. Behind it, it catches up by not sleeping, up to `max_lag` seconds
+    (a hiccup costs no simulated time); further behind, it carries on from now. Measures how fast simulated time
+    runs against the wall clock."""
 
-    def __init__(self, dt: float, judge_after: float = 2.0):
-        self.dt, self.judge_after = dt, judge_after
+    def __init__(self, dt: float, judge_after: float = 5.0, max_lag: float = 0.25):
+        self.dt, self.judge_after, self.max_lag = dt, judge_after, max_lag
         self.started = time.monotonic()
         self.restart()
         self.reported = False
@@ -209,9 +169,9 @@ class RealTimeClock:
         now = time.monotonic()
         if now < self.next_tick:
             time.sleep(self.next_tick - now)
-            self.next_tick += self.dt
-        else:
-            self.next_tick = now + self.dt
+        elif now - self.next_tick > self.max_lag:
+            self.next_tick = now
+        self.next_tick += self.dt
         self.ticks += 1
 
     def speed(self) -> float:
@@ -224,20 +184,6 @@ class RealTimeClock:
             return False
         self.reported = True
         return True
-
-
-def _follow(player: Player, distance: float, p: dict) -> None:
-    target = player.view_target()
-    pybullet.resetDebugVisualizerCamera(distance, 30.0, -15.0, [target[0], target[1], 0.7 * target[2]], **p)
-
-
-def save_window(client: int, path, target: np.ndarray, distance: float, width: int = 640, height: int = 480) -> None:
-    """A picture rendered by the GUI's own OpenGL renderer (not TinyRenderer): proof the window draws."""
-    from charctl.sim.render import Camera, render_client, write_frames
-
-    frame = render_client(client, np.asarray(target), Camera(width, height, distance),
-                          renderer=pybullet.ER_BULLET_HARDWARE_OPENGL)
-    write_frames(path, [frame], 30.0)
 
 
 # --------------------------------------------------------------------------------------------- video
@@ -259,27 +205,33 @@ def record(player: Player, path, seconds: float, episodes: int, width: int, heig
     planned = episodes * (steps_per_episode + 1)
     caption_frames = int(round(RESET_CAPTION_SECONDS * fps))
     ended = None
+    scene = Scene.direct(player.imitation.character, ghost=player.has_ghost)
 
     def add_frame(episode: int, caption: str | None) -> None:
-        frame = render_client(player.imitation.sim.client, player.view_target(), camera)
+        picture = player.frame()
+        scene.show(picture)
+        frame = render_client(scene.client, np.asarray(picture.target), camera)
         frames.append(label_frame(frame, player, episode, caption) if labels else frame)
         if progress is not None:
             progress(len(frames), planned)
 
-    for episode in range(1, episodes + 1):
-        player.reset()
-        caption = None if episode == 1 else f"reset: {ended}, episode {episode} starts"
-        for step in range(steps_per_episode + 1):
-            add_frame(episode, caption if step < caption_frames else None)
-            if step == steps_per_episode:
-                ended = f"{seconds:g} s shown"
-                break
-            info = player.step()
-            if info.done:  # its last frame shows the end state; the video is that much shorter than planned
-                ended = "fell" if info.fell else "time limit"
-                planned -= steps_per_episode - (step + 1)
-                add_frame(episode, caption if step + 1 < caption_frames else None)
-                break
+    try:
+        for episode in range(1, episodes + 1):
+            player.reset()
+            caption = None if episode == 1 else f"reset: {ended}, episode {episode} starts"
+            for step in range(steps_per_episode + 1):
+                add_frame(episode, caption if step < caption_frames else None)
+                if step == steps_per_episode:
+                    ended = f"{seconds:g} s shown"
+                    break
+                info = player.step()
+                if info.done:  # its last frame shows the end state; the video is that much shorter than planned
+                    ended = "fell" if info.fell else "time limit"
+                    planned -= steps_per_episode - (step + 1)
+                    add_frame(episode, caption if step + 1 < caption_frames else None)
+                    break
+    finally:
+        scene.close()
     write_frames(path, frames, fps)
     return len(frames)
 
@@ -296,7 +248,7 @@ def label_frame(frame: np.ndarray, player: Player, episode: int, caption: str | 
     line = font.size + 3
     ghost = tuple(int(255 * c) for c in GHOST_RGBA[:3])
     legend = [("policy (simulated)", (110, 110, 115))]
-    if player.ghost is not None and player.ghost.visible:
+    if player.ghost_visible:
         legend.append(("reference clip (ghost)", ghost))
     for i, (text, color) in enumerate(legend):
         y = pad + i * line

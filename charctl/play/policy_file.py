@@ -41,7 +41,7 @@ class PolicyTask:
         return self.env_id.replace("/", "_")
 
     def make_env(self, evaluation: bool = True, **extra):
-        """The env the policy was trained in (extra kwargs such as render_mode or gui), checked against it. For
+        """The env the policy was trained in (extra kwargs such as render_mode), checked against it. For
         `evaluation` (eval, play) an episode ends only as the AWR paper's do, on a fall or the time limit: the
         training-only pose termination is off, so returns compare across training settings."""
         kwargs = {**self.env_kwargs, **extra}

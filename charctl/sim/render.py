@@ -76,6 +76,13 @@ def render_client(client: int, target: np.ndarray, camera: Camera | None = None,
     return np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[..., :3]
 
 
+def gif_durations(count: int, fps: float) -> list[int]:
+    """Each frame's display time in ms. GIF counts in hundredths of a second, so 30 fps as one rounded number
+    plays 11% fast (30 ms a frame); rounding the running total instead keeps the clip's own time (30, 40, 30, ...)."""
+    ends = [round(100.0 * (i + 1) / fps) * 10 for i in range(count)]
+    return [end - start for start, end in zip([0] + ends[:-1], ends)]
+
+
 def write_frames(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """A .gif, .mp4 or .png (first frame) written atomically; the extension picks the format."""
     import imageio.v3 as iio
@@ -87,7 +94,7 @@ def write_frames(path: Path, frames: list[np.ndarray], fps: float) -> None:
         if suffix == ".png":
             iio.imwrite(tmp, frames[0], extension=".png")
         elif suffix == ".gif":
-            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+            iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=gif_durations(len(frames), fps), loop=0)
         else:
             try:
                 # the temp file's name does not end in .mp4, so name the container for ffmpeg

@@ -17,7 +17,7 @@ import pybullet_data
 from charctl.character.layout import JointLayout, joint_layout
 from charctl.character.model import Character
 from charctl.character.pose import Pose
-from charctl.sim.bullet_pose import apply_pose
+from charctl.sim.bullet_pose import BodyPose, apply_pose
 from charctl.util.quiet import NativeOutputSilenced, import_pybullet
 from charctl.util.rotations import canonical
 from charctl.util.typed_config import ranged
@@ -76,50 +76,18 @@ def _joint_state_columns(layout: JointLayout) -> tuple[np.ndarray, ...]:
 
 
 class Simulation:
-    def __init__(self, character: Character, config: SimConfig | None = None, gui: bool = False):
+    def __init__(self, character: Character, config: SimConfig | None = None):
         self.character = character
         self.config = config or SimConfig()
         self.substeps = int(round(self.config.physics_hz / self.config.control_hz))
         with NativeOutputSilenced():
             self._connect()
-        # `display_client` is what a picture or a window shows: the physics world itself, or with `gui` a window
-        # that mirrors it (open_display)
-        self.display_client, self.display_body = self.client, self.body
-        self._silenced = NativeOutputSilenced()
-        if gui:
-            self.open_display()
 
-    def open_display(self) -> None:
-        """A PyBullet GUI window showing the character, posed by `show`. The physics stays in the DIRECT world:
-        every call into a GUI client waits for its render thread, and the dog's 48 physics calls per control step
-        made there ran at 0.01x real time under software OpenGL. The window starts without debug panes and draws
-        nothing until the caller turns rendering on (COV_ENABLE_RENDERING) once the scene is set up."""
-        # its render thread prints OpenGL and thread reports until it is closed: silenced for its whole life
-        self._silenced.start()
-        try:
-            client = pybullet.connect(pybullet.GUI)
-            p = dict(physicsClientId=client)
-            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_GUI, 0, **p)
-            pybullet.configureDebugVisualizer(pybullet.COV_ENABLE_RENDERING, 0, **p)
-            pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), **p)
-            pybullet.loadURDF("plane.urdf", **p)
-            body = pybullet.loadURDF(str(self.character.urdf_path), flags=pybullet.URDF_USE_INERTIA_FROM_FILE, **p)
-        except BaseException:
-            self._silenced.stop()
-            raise
-        self.display_client, self.display_body = client, body
-        self.show()
-
-    def show(self) -> None:
-        """Pose the window's character as the physics world's (nothing to do without a window): two calls."""
-        if self.display_client == self.client:
-            return
+    def body_pose(self) -> BodyPose:
+        """The character's pose as PyBullet holds it (two calls): what a picture of it needs."""
         position, orientation = pybullet.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
         joints = pybullet.getJointStatesMultiDof(self.body, self.pd_indices, physicsClientId=self.client)
-        p = dict(physicsClientId=self.display_client)
-        pybullet.resetBasePositionAndOrientation(self.display_body, position, orientation, **p)
-        pybullet.resetJointStatesMultiDof(self.display_body, self.pd_indices, targetValues=[j[0] for j in joints],
-                                          **p)
+        return BodyPose(list(position), list(orientation), list(self.pd_indices), [list(j[0]) for j in joints])
 
     def _connect(self) -> None:
         character = self.character
@@ -179,14 +147,6 @@ class Simulation:
         """Back to the world as loaded (no contacts, no motor commands), before setting a new start pose."""
         pybullet.restoreState(self._clean_state, physicsClientId=self.client)
         self._pd_command = None
-
-    def load_extra_body(self, urdf_path: str, **kwargs) -> int:
-        """Load another body (e.g. a display-only ghost) and make it part of the world `restart` returns to."""
-        with NativeOutputSilenced():
-            body = pybullet.loadURDF(urdf_path, physicsClientId=self.client, **kwargs)
-        pybullet.removeState(self._clean_state, physicsClientId=self.client)
-        self._clean_state = pybullet.saveState(physicsClientId=self.client)
-        return body
 
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
         """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
@@ -274,11 +234,11 @@ class Simulation:
         return max([0.0] + [-c[8] for c in points])
 
     def close(self) -> None:
-        for client in {self.client, self.display_client} - {None}:
-            try:
-                with NativeOutputSilenced():
-                    pybullet.disconnect(client)
-            except pybullet.error:
-                pass
-        self.client = self.display_client = None
-        self._silenced.stop()
+        if self.client is None:
+            return
+        try:
+            with NativeOutputSilenced():
+                pybullet.disconnect(self.client)
+        except pybullet.error:
+            pass
+        self.client = None
