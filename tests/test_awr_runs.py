@@ -169,9 +169,15 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_iteration(tmp_path):
     assert state["iteration"] >= 2 and len(rows(run_dir)) == state["iteration"]
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    whole = train("CartPole-v1", {}, quick_config(samples=4 * 512), tmp_path / "whole", progress=False)
-    train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "split", progress=False)
+@pytest.mark.parametrize("overlap", [False, True])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, overlap):
+    """With overlap_collection too: the checkpoint carries the policy (from before the last update) that
+    collects the next iteration."""
+    whole = train("CartPole-v1", {}, quick_config(samples=4 * 512, overlap_collection=overlap), tmp_path / "whole",
+                  progress=False)
+    first = train("CartPole-v1", {}, quick_config(samples=2 * 512, overlap_collection=overlap), tmp_path / "split",
+                  progress=False)
+    assert (load_checkpoint(first.last_checkpoint)["next_collection_policy"] is not None) == overlap
     split = train("CartPole-v1", {}, quick_config(), tmp_path / "split", resume=True, progress=False,
                   changes={"samples": 4 * 512})
     assert (whole.iteration, whole.samples) == (split.iteration, split.samples)

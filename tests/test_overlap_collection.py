@@ -1,5 +1,5 @@
 """overlap_collection: the workers collect iteration k+1 with the policy from before update k while the learner
-fits, and a resumed run continues exactly as an uninterrupted one."""
+fits (its exact resume: tests/test_awr_runs.py)."""
 
 import numpy as np
 import pytest
@@ -78,23 +78,6 @@ def test_which_policy_collects_each_iteration(tmp_path, monkeypatch, overlap):
             np.testing.assert_array_equal(weights, afters[k][1][2])
             assert start_index > afters[k][0]
         assert not np.array_equal(pre_update, afters[k][1][2])  # the update did change the policy
-
-
-def test_a_resumed_overlapped_run_continues_exactly(tmp_path):
-    """The checkpoint carries the policy that collects the next iteration, so stopping after 2 iterations and
-    resuming with a larger budget ends where an uninterrupted run does."""
-    whole = train("CartPole-v1", {}, quick_config(samples=5 * 512, overlap_collection=True), tmp_path / "whole",
-                  progress=False)
-    split_config = quick_config(samples=2 * 512, overlap_collection=True)
-    first = train("CartPole-v1", {}, split_config, tmp_path / "split", progress=False)
-    assert load_checkpoint(first.last_checkpoint)["next_collection_policy"] is not None
-    split = train("CartPole-v1", {}, split_config, tmp_path / "split", resume=True, progress=False,
-                  changes={"samples": 5 * 512})
-    assert (whole.iteration, whole.samples) == (split.iteration, split.samples)
-    a = load_checkpoint(whole.last_checkpoint)["agent"]["actor"]
-    b = load_checkpoint(split.last_checkpoint)["agent"]["actor"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 def test_overlap_changes_the_run_and_is_off_by_default(tmp_path):
