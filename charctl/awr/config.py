@@ -36,7 +36,7 @@ class AWRConfig:
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
     # seconds a rollout worker may go without a sign of life (it sends one at least every second while it steps
     # its env) before it counts as hung and the run stops
-    worker_timeout: float = ranged(60.0, gt=0)
+    worker_timeout: float = ranged(30.0, gt=0)
     # the workers collect the next iteration's samples while the learner updates, with the policy from before
     # that update (one update behind: AWR is off-policy); not on iterations that end with a test evaluation
     overlap_collection: bool = False
