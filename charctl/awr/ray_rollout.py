@@ -17,7 +17,14 @@ import sys
 
 from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
-from charctl.awr.rollout import collect_episodes, evaluate_episodes, evaluation_seed, split_samples, worker_seeds
+from charctl.awr.rollout import (
+    CollectionInTwoHalves,
+    collect_episodes,
+    evaluate_episodes,
+    evaluation_seed,
+    split_samples,
+    worker_seeds,
+)
 from charctl.util.errors import CharctlError
 
 MAX_RESTARTS_PER_CALL = 3  # a share that kills this many fresh actors in a row is a bug, not bad luck
@@ -83,7 +90,7 @@ class RolloutActor:
         return evaluate_episodes(self.env, NumpyPolicy.from_state(policy_state), seeds)
 
 
-class RayRollouts:
+class RayRollouts(CollectionInTwoHalves):
     def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int,
                  address: str | None = None, log=print):
         ray = import_ray()
@@ -91,7 +98,6 @@ class RayRollouts:
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.num_workers, self.seed = max(num_workers, 1), seed
         self.restarts = 0
-        self._pending = None  # what finish_collect returns
         self.log = log
         self._keeper = None  # the process holding this run's own local Ray instance, if it has one
         if not ray.is_initialized():
@@ -154,12 +160,6 @@ class RayRollouts:
         """Deferred to `finish_collect` (Ray's actors are not overlapped with the learner): the same episodes as a
         local `Rollouts.start_collect` would give."""
         self._pending = lambda: self.collect(policy, num_samples, iteration, noise_std)
-
-    def finish_collect(self) -> list[Episode]:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            raise RuntimeError("finish_collect without start_collect")
-        return pending()
 
     def evaluate(self, policy: NumpyPolicy, num_episodes: int):
         import numpy as np

@@ -189,7 +189,20 @@ def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited
             env.close()
 
 
-class Rollouts:
+class CollectionInTwoHalves:
+    """`finish_collect` for rollouts whose `start_collect` leaves the collection's result as `_pending`."""
+
+    _pending = None
+
+    def finish_collect(self) -> list[Episode]:
+        """The episodes of the last `start_collect`."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("finish_collect without start_collect")
+        return pending()
+
+
+class Rollouts(CollectionInTwoHalves):
     """Collects whole episodes with `num_workers` processes (0: in this process)."""
 
     def __init__(self, env_id: str, env_kwargs: dict | None, num_workers: int, seed: int,
@@ -200,7 +213,6 @@ class Rollouts:
         self.restarts = 0  # local workers are not replaced: a dead one stops the run (resume with --resume)
         self.env = make_env(env_id, self.env_kwargs) if num_workers == 0 else None
         self._connections, self._processes = [], []
-        self._pending = None  # what finish_collect returns: the collection start_collect began
         if num_workers > 0:
             context = mp.get_context("fork")  # workers start instantly and inherit registered envs
             for _ in range(num_workers):
@@ -220,9 +232,13 @@ class Rollouts:
         except (BrokenPipeError, ConnectionResetError, OSError):
             self._raise_dead(index)
 
+    def _silence_deadline(self) -> float:
+        """When a worker heard from now counts as hung if it says nothing more."""
+        return time.monotonic() + (self.timeout if self.timeout is not None else float("inf"))
+
     def _receive(self, index: int):
         conn, process = self._connections[index], self._processes[index]
-        deadline = time.monotonic() + (self.timeout if self.timeout is not None else float("inf"))
+        deadline = self._silence_deadline()
         while True:
             if time.monotonic() > deadline and not conn.poll():
                 self._raise_hung(index)
@@ -232,7 +248,7 @@ class Rollouts:
                 except (EOFError, ConnectionResetError, OSError):
                     self._raise_dead(index)
                 if status == "beat":  # alive and stepping: the silence bound starts again
-                    deadline = time.monotonic() + (self.timeout if self.timeout is not None else float("inf"))
+                    deadline = self._silence_deadline()
                     continue
                 if status == "error":
                     self.close()
@@ -278,13 +294,6 @@ class Rollouts:
             self._send(index, ("collect", {"policy": state, "num_samples": quota, "seed": seed,
                                            "noise_std": noise_std}))
         self._pending = lambda: [episode for index in range(workers) for episode in self._receive(index)]
-
-    def finish_collect(self) -> list[Episode]:
-        """The episodes of the last `start_collect`."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            raise RuntimeError("finish_collect without start_collect")
-        return pending()
 
     def evaluate(self, policy: NumpyPolicy, num_episodes: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns and lengths of `num_episodes` deterministic episodes (fixed reset seeds)."""
