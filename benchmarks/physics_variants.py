@@ -1,6 +1,7 @@
 """Physics settings that could make an imitation env step cheaper, each against today's settings in one process.
 
     python benchmarks/physics_variants.py DogTrot hold2 hold4 cone_off solver5 no_self_collision
+    python benchmarks/physics_variants.py HumanoidSpinkick sim.controller=motors,sim.physics_hz=120
 
 Speed: the variants' envs and the baseline's step in turns (15 control steps each, 40 rounds), so a load that
 changes slowly weighs on all of them alike; the ratio to the baseline is what to read. Tracking: PD targets from
@@ -10,7 +11,8 @@ reward while up. A variant is only worth having if tracking stays within 10% of 
 Variants: holdK - stable-PD command once per K physics steps (PyBullet's numSubSteps=K inside one
 stepSimulation, the same physics rate); cone_off - pyramid friction instead of the friction cone; solverN - N
 solver iterations instead of 10; no_self_collision - no contacts between the character's own bodies (an upper
-bound for filtering out pairs that never touch).
+bound for filtering out pairs that never touch); KEY=VALUE[,KEY=VALUE...] - env settings as in configs/env/ (nested
+keys with dots, values YAML), e.g. sim.controller=motors,sim.physics_hz=120.
 """
 
 import sys
@@ -18,6 +20,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+import yaml
 
 import charctl.envs  # noqa: F401
 from charctl.util.quiet import import_pybullet
@@ -39,8 +42,22 @@ def _hold(sim, k: int) -> None:
     sim.step = step
 
 
+def env_settings(variant: str) -> dict:
+    """Nested env settings from 'a.b=1,c=x'; {} for the named variants."""
+    settings = {}
+    for item in variant.split(",") if "=" in variant else []:
+        key, _, text = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(text)
+    return settings
+
+
 def make(task: str, variant: str):
-    env = gym.make(f"charctl/{task}-v0").unwrapped
+    settings = env_settings(variant)
+    env = gym.make(f"charctl/{task}-v0", config=settings).unwrapped
     sim, client = env.sim, env.sim.client
     if variant.startswith("hold"):
         _hold(sim, int(variant[4:]))
@@ -53,9 +70,9 @@ def make(task: str, variant: str):
         for a in range(-1, links):
             for b in range(a + 1, links):
                 pybullet.setCollisionFilterPair(sim.body, sim.body, a, b, 0, physicsClientId=client)
-    elif variant != "base":
+    elif variant != "base" and not settings:
         raise SystemExit(f"unknown variant {variant}")
-    if variant != "base":  # the world a reset returns to carries the change
+    if variant != "base" and not settings:  # the world a reset returns to carries the change
         pybullet.removeState(sim._clean_state, physicsClientId=client)
         sim._clean_state = pybullet.saveState(physicsClientId=client)
     return env

@@ -28,3 +28,15 @@ def test_bench_env_peer_measures_pybullets_deepmimic_port(capsys):
 def test_bench_env_peer_refuses_characters_the_port_lacks(capsys):
     assert main(["bench", "env", "dog", "trot", "--seconds", "0.1", "--peer"]) != 0
     assert "humanoid3d clips only" in capsys.readouterr().err
+
+
+def test_bench_env_measures_the_env_with_its_settings_changed(capsys):
+    assert main(["bench", "env", "humanoid", "spinkick", "--seconds", "0.2", "--set", "env.sim.controller=motors",
+                 "--set", "env.sim.physics_hz=120"]) == 0
+    out = capsys.readouterr().out
+    assert "substeps 4 (120 Hz physics), PD mode implicit motors sent once per control step (gains 1, 1)" in out
+
+
+def test_bench_env_refuses_training_settings(capsys):
+    assert main(["bench", "env", "humanoid", "spinkick", "--seconds", "0.1", "--set", "actor_lr=1"]) != 0
+    assert "--set actor_lr: bench env takes env settings only" in capsys.readouterr().err

@@ -372,6 +372,8 @@ CLI_CASES = [
     # bench
     case("bench-unknown-what", "invalid choice", "bench", "speed", "dog", "trot"),
     case("bench-unknown-character", "characters:", "bench", "env", "robot", "walk", "--seconds", "0.1"),
+    case("bench-env-unknown-controller", "controller", "bench", "env", "dog", "trot", "--seconds", "0.1", "--set",
+         "env.sim.controller=servo"),
     case("bench-learn-no-name", "--name", "bench", "learn", "dog", "trot", "--out", "{out}"),
     case("bench-learn-bad-name", "plain folder name", "bench", "learn", "dog", "trot", "--name", "../x", "--out",
          "{out}"),

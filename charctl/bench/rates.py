@@ -53,8 +53,8 @@ def port_rate(motion: str, seconds: float) -> float:
 
 
 def physics_rate(env, seconds: float) -> float:
-    """Control steps per second of the env's simulation alone: stable PD towards the clip's start pose re-sent each
-    substep and the state read, nothing else (a fallen character is stood up again so contacts stay comparable)."""
+    """Control steps per second of the env's simulation alone: its controller towards the clip's start pose and the
+    state read, nothing else (a fallen character is stood up again so contacts stay comparable)."""
     sim = env.sim
     env.reset(seed=0, options={"start_time": 0.0})
     sim.set_pd_targets(env.reference_pose().joint_rot)
@@ -68,13 +68,14 @@ def physics_rate(env, seconds: float) -> float:
     return rate(physics_step, seconds)
 
 
-def vector_rate(character: str, motion: str, workers: int, seconds: float) -> float:
-    """Samples per second of `workers` env processes stepped with zero actions."""
+def vector_rate(env_kwargs: dict, workers: int, seconds: float) -> float:
+    """Samples per second of `workers` imitation env processes (gymnasium.make keyword arguments) stepped with
+    zero actions."""
     import numpy as np
 
     from charctl.bench.vector import make_vector_env
 
-    envs = make_vector_env("charctl/Imitate-v0", {"character": character, "motion": motion}, workers, seed=0)
+    envs = make_vector_env("charctl/Imitate-v0", env_kwargs, workers, seed=0)
     try:
         action = np.zeros(envs.action_space.shape)
         return rate(lambda: envs.step(action), seconds) * workers

@@ -10,14 +10,16 @@ def register(subparsers) -> None:
         "bench", help="measure environment speed (env) or return per sample of training variants (learn)",
         description="env: control steps per second of the imitation env in one process (time spent in env.step and "
         "env.reset; the driver that asks for the reference's next pose, standing in for a policy, is not counted), "
-        "the raw PyBullet physics rate for the same character at the same substeps and PD mode (stable PD re-sent "
-        "each substep and the state read, nothing else), their ratio, optionally pybullet's own DeepMimic port "
-        "driven the same way (humanoid clips), and samples/s with worker processes. "
+        "the raw PyBullet physics rate for the same character at the same substeps and controller (its command and "
+        "the state read, nothing else), their ratio, optionally pybullet's own DeepMimic port driven the same way "
+        "(humanoid clips), and samples/s with worker processes; --set env.KEY=VALUE changes an env setting. "
         "learn: trains a variant (--name, its settings with --set) with each seed to fixed sample marks, "
         "evaluates the policy at every mark on held-out starts as `charctl eval` does, and writes OUT/learn.csv and "
         "OUT/learn.png with every variant in OUT beside the no-policy baseline. Rerun the same command to continue "
         "after an interruption: finished marks are kept.",
         epilog="example: charctl bench env humanoid spinkick --seconds 5 --workers 2 --peer\n"
+               "         charctl bench env humanoid spinkick --workers 2 --set env.sim.controller=motors "
+               "--set env.sim.physics_hz=120\n"
                "         charctl bench learn dog trot --name default --samples 500000 --seeds 2 --out bench/trot\n"
                "         charctl bench learn dog trot --name pose-term --set env.pose_termination_distance=0.5 "
                "--samples 500000 --seeds 2 --out bench/trot",
@@ -32,10 +34,11 @@ def register(subparsers) -> None:
                         "(default: the task's config)")
     parser.add_argument("--peer", action="store_true",
                         help="also measure pybullet's DeepMimic port (pybullet_envs.deep_mimic) on the same clip")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                        help="learn: a setting of the variant, as for charctl train; env: an env setting, "
+                        "env.KEY=VALUE (repeatable)")
     learn = parser.add_argument_group("learn")
     learn.add_argument("--name", help="the variant's name (a folder in --out)")
-    learn.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                       help="a setting of the variant, as for charctl train (repeatable)")
     learn.add_argument("--samples", type=int, default=500_000, help="training samples per seed (default 500000)")
     learn.add_argument("--every", type=int, default=None,
                        help="samples between evaluation marks (default: --samples / 5)")
@@ -60,15 +63,26 @@ def run(args) -> int:
         if args.character != "humanoid" or not available(args.motion):
             raise CharctlError(f"--peer: pybullet's DeepMimic port has no {args.character} {args.motion} "
                                f"(it has humanoid3d clips only)")
-    env = gym.make("charctl/Imitate-v0", character=args.character, motion=args.motion).unwrapped
+    from charctl.awr.config import parse_overrides
+    from charctl.commands.train import ENV_PREFIX, split_env_overrides
+    from charctl.util.errors import CharctlError
+
+    awr_keys, env_settings = split_env_overrides(parse_overrides(args.overrides))
+    if awr_keys:
+        raise CharctlError(f"--set {next(iter(awr_keys))}: bench env takes env settings only ({ENV_PREFIX}KEY=VALUE)")
+    kwargs = {"character": args.character, "motion": args.motion, "config": env_settings}
+    env = gym.make("charctl/Imitate-v0", **kwargs).unwrapped
     try:
         env.reset(seed=0)
         env_steps = env_rate(env, args.seconds)
         raw_steps = physics_rate(env, args.seconds)
     finally:
         env.close()
-    print(f"{args.character} {args.motion}: substeps {env.sim.substeps} ({env.config.sim.physics_hz:g} Hz physics), "
-          f"PD mode stable PD re-sent each substep")
+    sim = env.config.sim
+    controller = "stable PD re-sent each substep" if sim.controller == "stable_pd" else \
+        f"implicit motors sent once per control step (gains {sim.motor_position_gain:g}, {sim.motor_velocity_gain:g})"
+    print(f"{args.character} {args.motion}: substeps {env.sim.substeps} ({sim.physics_hz:g} Hz physics), "
+          f"PD mode {controller}")
     print(f"  env control steps/s (1 process): {env_steps:8.1f}")
     print(f"  raw physics control steps/s:     {raw_steps:8.1f}")
     print(f"  ratio env / raw:                 {env_steps / raw_steps:8.2f}")
@@ -77,7 +91,7 @@ def run(args) -> int:
         print(f"  pybullet DeepMimic port steps/s: {port_steps:8.1f}")
         print(f"  ratio env / port:                {env_steps / port_steps:8.2f}")
     if args.workers:
-        samples = vector_rate(args.character, args.motion, args.workers, args.seconds)
+        samples = vector_rate(kwargs, args.workers, args.seconds)
         print(f"  samples/s with {args.workers} workers:    {samples:8.1f}")
     return 0
 

@@ -1,15 +1,21 @@
-"""The PyBullet world: ground, one simulated character, stable PD control and a fast state readout.
+"""The PyBullet world: ground, one simulated character, PD control of its joints and a fast state readout.
 
 All PyBullet calls of the environment live here (and in charctl/sim/bullet_pose.py for setting poses).
-PyBullet's STABLE_PD_CONTROL computes its torques when the command is sent and applies them for one physics
-step only (sending targets once per control step halves the time the humanoid stays up tracking its clip:
-docs/benchmarks.md, "Imitation environment"), so the targets are built once per control step and re-sent
-before every substep.
+Two controllers drive the joints towards their targets (SimConfig.controller):
+- stable_pd (the default, DeepMimic's): PyBullet's STABLE_PD_CONTROL with the character's gains. PyBullet computes
+  its torques when the command is sent and applies them for one physics step only (sending targets once per
+  control step halves the time the humanoid stays up tracking its clip: docs/benchmarks.md, "Imitation
+  environment"), so the targets are built once per control step and re-sent before every substep.
+- motors: PyBullet's implicit joint motors (POSITION_CONTROL), solved together with the contacts and held to the
+  character's torque limits. They stay in force between physics steps, so the command is sent once per control
+  step, and they stay stable at lower physics rates (docs/benchmarks.md, "Implicit joint motors"). The
+  character's kp and kd do not apply; the motors' gains are the SimConfig's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pybullet_data
@@ -33,6 +39,11 @@ class SimConfig:
     solver_iterations: int = ranged(10, ge=1)
     ground_friction: float = ranged(0.9, ge=0)
     gravity: float = -9.8
+    controller: Literal["stable_pd", "motors"] = "stable_pd"
+    # motors: PyBullet's positionGain and velocityGain; 1 and 1 settle every joint, a higher position gain chatters
+    # (docs/benchmarks.md, "Implicit joint motors")
+    motor_position_gain: float = ranged(1.0, gt=0)
+    motor_velocity_gain: float = ranged(1.0, ge=0)
 
 
 @dataclass
@@ -124,6 +135,7 @@ class Simulation:
         self._identity_rot = np.tile([0.0, 0.0, 0.0, 1.0], (character.num_joints, 1))
         self._disable_default_motors()
         self._pd_command: dict | None = None
+        self._command_sent = False  # motors: whether the command last set is already in force
         self.base_com = character.bodies[0].com
         self._base_com = tuple(self.base_com.tolist())
         # A fresh world to return to: without it, contact caches (solver warm starts) carried over from the last
@@ -146,10 +158,12 @@ class Simulation:
     def restart(self) -> None:
         """Back to the world as loaded (no contacts, no motor commands), before setting a new start pose."""
         pybullet.restoreState(self._clean_state, physicsClientId=self.client)
+        if self._pd_command is not None and self.config.controller == "motors":
+            self._disable_default_motors()  # motors outlive restoreState: back to limp, as loaded
         self._pd_command = None
 
     def set_pd_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None) -> None:
-        """Stable-PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
+        """PD targets: local rotations (J, 4) for ball joints and hinges; target velocities or zero."""
         balls, layout = list(self.layout.balls), self.layout
         if joint_vel is None:
             self.set_pd_command(joint_rot[balls], layout.hinge_angles(joint_rot))
@@ -159,7 +173,7 @@ class Simulation:
 
     def set_pd_command(self, ball_rot: np.ndarray, hinge_angle: np.ndarray, ball_vel: np.ndarray | None = None,
                        hinge_vel: np.ndarray | None = None) -> None:
-        """Stable-PD targets in joint coordinates: rotations (B, 4) of the ball joints, angles (H,) of the hinges
+        """PD targets in joint coordinates: rotations (B, 4) of the ball joints, angles (H,) of the hinges
         (both in Character order), and their target velocities (local (B, 3), (H,)) or zero."""
         ball = canonical(ball_rot).tolist()  # PyBullet's stable PD does not treat q and -q as the same rotation
         hinge = np.asarray(hinge_angle, dtype=np.float64).tolist()
@@ -169,14 +183,28 @@ class Simulation:
             ball_v = np.asarray(ball_vel, dtype=np.float64).tolist()
             hinge_v = np.asarray(hinge_vel, dtype=np.float64).tolist()
             velocities = [ball_v[m] if is_ball else [hinge_v[m]] for is_ball, m in self._slots]
+        if self.config.controller == "motors":
+            count, config = len(self.pd_indices), self.config
+            mode, kp, kd = pybullet.POSITION_CONTROL, [config.motor_position_gain] * count, \
+                [config.motor_velocity_gain] * count
+        else:
+            mode, kp, kd = pybullet.STABLE_PD_CONTROL, self.kp, self.kd
         self._pd_command = dict(
-            bodyUniqueId=self.body, jointIndices=self.pd_indices, controlMode=pybullet.STABLE_PD_CONTROL,
-            targetPositions=targets, targetVelocities=velocities, positionGains=self.kp, velocityGains=self.kd,
-            forces=self.max_force, physicsClientId=self.client)
+            bodyUniqueId=self.body, jointIndices=self.pd_indices, controlMode=mode, targetPositions=targets,
+            targetVelocities=velocities, positionGains=kp, velocityGains=kd, forces=self.max_force,
+            physicsClientId=self.client)
+        self._command_sent = False
 
     def step(self) -> None:
-        """One control step: `substeps` physics steps, stable PD towards the targets last set."""
+        """One control step: `substeps` physics steps towards the targets last set."""
         command = self._pd_command
+        if self.config.controller == "motors":
+            if command is not None and not self._command_sent:
+                pybullet.setJointMotorControlMultiDofArray(**command)
+                self._command_sent = True
+            for _ in range(self.substeps):
+                pybullet.stepSimulation(physicsClientId=self.client)
+            return
         for _ in range(self.substeps):
             if command is not None:
                 pybullet.setJointMotorControlMultiDofArray(**command)
