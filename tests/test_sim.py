@@ -62,13 +62,11 @@ def test_humanoid_tracks_spinkick_open_loop_longer_than_the_pybullet_port():
     assert times.max() < 5.0  # open loop never balances for long: balance must be learned
 
 
-@pytest.mark.parametrize("character", ["humanoid", "dog"])
-def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
-    """Weightless and off the ground, each joint sent 0.1 rad about z from its rest pose settles there.
-    Regression: PyBullet's stable PD diverged on the dog's neck and tail capsules (along x), spinning the tail at
-    the 100 rad/s cap; they now collide as boxes (charctl/character/recipe.collision_shape)."""
+def settle_in_the_air(character: str, config: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Weightless and 3 m up, every joint sent 0.1 rad about z from its rest pose (towards the inside of a hinge's
+    limits) for 30 control steps: the actuated joints' largest speed left and largest angle from the target."""
     char = load_character(character)
-    sim = Simulation(char, SimConfig(gravity=0.0))
+    sim = Simulation(char, config)
     try:
         pose = load_clip(character, "trot" if character == "dog" else "spinkick").sample(0.0)
         pose.root_pos = pose.root_pos + [0.0, 0.0, 3.0]
@@ -76,7 +74,6 @@ def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
         pose.joint_ang_vel = np.zeros_like(pose.joint_ang_vel)
         pose.joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (char.num_joints, 1))
         sim.set_pose(pose)
-        # 0.1 rad about z (the hinges' axis), towards the inside of a hinge's limits
         angle = [0.1 if j.kind != "revolute" or j.limits[0][0] <= 0.1 <= j.limits[0][1] else -0.1 for j in char.joints]
         target = rot.quat_from_rotvec(np.array([[0.0, 0.0, a] for a in angle]))
         for _ in range(30):
@@ -86,36 +83,25 @@ def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
     finally:
         sim.close()
     moved = list(sim.layout.actuated)
-    assert np.abs(state.joint_ang_vel[moved]).max() < 0.05
-    # tail 0.021 (boxes), 0.35-1.0 (diverging capsules)
-    assert rot.quat_diff_angle(state.joint_rot[moved], target[moved]).max() < 0.03
+    return np.abs(state.joint_ang_vel[moved]).max(), rot.quat_diff_angle(state.joint_rot[moved], target[moved]).max()
+
+
+@pytest.mark.parametrize("character", ["humanoid", "dog"])
+def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
+    """Regression: PyBullet's stable PD diverged on the dog's neck and tail capsules (along x), spinning the tail at
+    the 100 rad/s cap; they now collide as boxes (charctl/character/recipe.collision_shape)."""
+    speed, error = settle_in_the_air(character, SimConfig(gravity=0.0))
+    assert speed < 0.05
+    assert error < 0.03  # tail 0.021 (boxes), 0.35-1.0 (diverging capsules)
 
 
 @pytest.mark.parametrize("physics_hz", [120.0, 240.0])
 def test_implicit_motors_settle_every_humanoid_joint_on_a_target_in_the_air(physics_hz):
-    """The same check for controller motors at the rates it is measured at (docs/benchmarks.md): every joint,
-    hinges included, at rest on its target. Measured: under 1e-4 rad and 1e-3 rad/s; a position gain of 3 leaves
-    the joints chattering at 6-10 rad/s."""
-    char = load_character("humanoid")
-    sim = Simulation(char, SimConfig(gravity=0.0, controller="motors", physics_hz=physics_hz))
-    try:
-        pose = load_clip("humanoid", "spinkick").sample(0.0)
-        pose.root_pos = pose.root_pos + [0.0, 0.0, 3.0]
-        pose.root_lin_vel, pose.root_ang_vel = np.zeros(3), np.zeros(3)
-        pose.joint_ang_vel = np.zeros_like(pose.joint_ang_vel)
-        pose.joint_rot = np.tile([0.0, 0.0, 0.0, 1.0], (char.num_joints, 1))
-        sim.set_pose(pose)
-        angle = [0.1 if j.kind != "revolute" or j.limits[0][0] <= 0.1 <= j.limits[0][1] else -0.1 for j in char.joints]
-        target = rot.quat_from_rotvec(np.array([[0.0, 0.0, a] for a in angle]))
-        sim.set_pd_targets(target)
-        for _ in range(30):
-            sim.step()
-        state = sim.state()
-    finally:
-        sim.close()
-    moved = list(sim.layout.actuated)
-    assert np.abs(state.joint_ang_vel[moved]).max() < 0.01
-    assert rot.quat_diff_angle(state.joint_rot[moved], target[moved]).max() < 0.003
+    """The same check for controller motors at the rates it is measured at (docs/benchmarks.md), hinges included.
+    Measured: under 1e-4 rad and 1e-3 rad/s; a position gain of 3 leaves the joints chattering at 6-10 rad/s."""
+    speed, error = settle_in_the_air("humanoid", SimConfig(gravity=0.0, controller="motors", physics_hz=physics_hz))
+    assert speed < 0.01
+    assert error < 0.003
 
 
 @pytest.mark.parametrize("controller,commands_per_step", [("stable_pd", 8), ("motors", 1)])
