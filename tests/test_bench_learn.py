@@ -52,6 +52,18 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     config = (out / "strays/s0/config.yaml").read_text()
     assert "pose_termination_distance: 0.3" in config
 
+    # a variant with env settings is drawn against the baseline under its settings: with a training-only
+    # setting it is the folder's, with another controller it is not
+    folder_baseline = json.loads((out / "baseline.json").read_text())["normalized_return"]
+    strays_baseline = json.loads((out / "strays/baseline.json").read_text())["normalized_return"]
+    assert strays_baseline == pytest.approx(folder_baseline, abs=1e-12)
+    motors = bench(out, "motors", 300, "--set", "env.sim.controller=motors", "--set", "env.sim.physics_hz=360")
+    assert motors.returncode == 0, motors.stderr
+    by_variant = {r["variant"]: float(r["baseline"]) for r in rows(out)}
+    assert by_variant["plain"] == pytest.approx(folder_baseline, abs=1e-12)
+    assert by_variant["motors"] == json.loads((out / "motors/baseline.json").read_text())["normalized_return"]
+    assert abs(by_variant["motors"] - folder_baseline) > 1e-4
+
     # the same name with other settings is refused, and nothing of the variant is touched
     clash = bench(out, "plain", 300, "--set", "action_std=0.1")
     assert clash.returncode == 2 and "variant 'plain' was started with" in clash.stderr

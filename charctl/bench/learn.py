@@ -9,7 +9,9 @@ mark is never redone, a half-trained one continues from its checkpoint.
     OUT/VARIANT/variant.yaml           the settings that define the variant
     OUT/VARIANT/sSEED/                 a `charctl train` run directory
     OUT/VARIANT/sSEED/marks/MARK.pt    the policy at the mark; MARK.json its evaluation
-    OUT/baseline.json                  reference PD (no policy) from the same starts
+    OUT/baseline.json                  reference PD (no policy) from the same starts, default env settings
+    OUT/VARIANT/baseline.json          the same under the variant's env settings (a variant with env.* settings:
+                                       a controller or a physics rate moves the baseline itself)
     OUT/learn.csv, OUT/learn.png       every variant's marks, side by side
 """
 
@@ -29,7 +31,8 @@ from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
 CSV_COLUMNS = ("variant", "seed", "mark", "samples", "normalized_return", "normalized_return_std", "mean_length",
-               "fall_rate", "pose", "velocity", "end_effector", "root", "com")
+               "fall_rate", "pose", "velocity", "end_effector", "root", "com", "baseline")
+TERM_COLUMNS = ("pose", "velocity", "end_effector", "root", "com")
 
 
 @dataclass
@@ -109,8 +112,23 @@ def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
                                episodes)
 
 
+def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
+    """Reference PD under the variant's env settings, as its marks are evaluated (training-only pose termination
+    off), in OUT/VARIANT/baseline.json; None for a variant without env settings (OUT/baseline.json is its)."""
+    from charctl.commands.train import split_env_overrides
+    from charctl.play.evaluation import cached_reference_pd
+
+    _, env_overrides = split_env_overrides(spec.overrides)
+    if not env_overrides:
+        return None
+    kwargs = {"character": spec.character, "motion": spec.motion,
+              "config": {**env_overrides, "pose_termination_distance": None}}
+    return cached_reference_pd(out / spec.variant / "baseline.json", "charctl/Imitate-v0", kwargs, spec.episodes)
+
+
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
     _variant_file(out, spec)
+    variant_baseline(out, spec)
     for mark in spec.marks:
         for seed in spec.seeds:
             run_dir = out / spec.variant / f"s{seed}"
@@ -131,16 +149,27 @@ def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
                 f"fall rate {summary['fall_rate']:.2f}")
 
 
+def _baseline_return(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["normalized_return"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not measured yet (or unreadable): the next run of the variant measures it
+
+
 def collect_rows(out: Path) -> list[dict]:
-    rows = []
+    """Every evaluated mark in OUT, with the baseline that applies to its variant (its own, else the folder's)."""
+    rows, folder_baseline = [], _baseline_return(out / "baseline.json")
     for result in sorted(out.glob("*/s*/marks/*.json")):
         summary = json.loads(result.read_text())
         terms = summary.get("reward_terms", {})
-        rows.append({"variant": result.parents[2].name, "seed": int(result.parents[1].name[1:]),
+        variant_dir = result.parents[2]
+        own = _baseline_return(variant_dir / "baseline.json")
+        rows.append({"variant": variant_dir.name, "seed": int(result.parents[1].name[1:]),
                      "mark": int(result.stem), "samples": summary["samples"],
                      "normalized_return": summary["normalized_return"],
                      "normalized_return_std": summary["normalized_return_std"], "mean_length": summary["mean_length"],
-                     "fall_rate": summary["fall_rate"], **{k: terms.get(k) for k in CSV_COLUMNS[8:]}})
+                     "fall_rate": summary["fall_rate"], **{k: terms.get(k) for k in TERM_COLUMNS},
+                     "baseline": own if own is not None else folder_baseline})
     rows.sort(key=lambda r: (r["variant"], r["mark"], r["seed"]))
     return rows
 
@@ -172,6 +201,9 @@ def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
         means = [np.mean([r["normalized_return"] for r in mine if r["mark"] == m]) for m in marks]
         seeds = len({r["seed"] for r in mine})
         ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3, label=f"{variant} ({seeds} seeds)")
+        own = mine[0]["baseline"]
+        if own is not None and (base is None or abs(own - base["normalized_return"]) > 1e-9):
+            ax.axhline(own, color=color, linestyle=":", linewidth=1, label=f"{variant}: reference PD ({own:.3f})")
     if base is not None:
         ax.axhline(base["normalized_return"], color="grey", linestyle="--", linewidth=1,
                    label=f"reference PD, no policy ({base['normalized_return']:.3f})")
