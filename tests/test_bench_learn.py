@@ -68,3 +68,12 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     clash = bench(out, "plain", 300, "--set", "action_std=0.1")
     assert clash.returncode == 2 and "variant 'plain' was started with" in clash.stderr
     assert clash.stderr.count("\n") == 1
+
+
+def test_the_legend_says_how_many_seeds_each_mark_averages():
+    from charctl.bench.learn import variant_label
+
+    both = [{"mark": m, "seed": s} for m in (100, 200) for s in (0, 1)]
+    assert variant_label("default", both) == "default (mean of 2 seeds per mark)"
+    assert variant_label("default", both + [{"mark": 300, "seed": 0}]) == "default (mean of 1-2 seeds per mark)"
+    assert variant_label("motors", [{"mark": 100, "seed": 0}]) == "motors (mean of 1 seed per mark)"

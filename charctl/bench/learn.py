@@ -184,6 +184,14 @@ def write_table(out: Path, rows: list[dict]) -> Path:
     return path
 
 
+def variant_label(variant: str, rows: list[dict]) -> str:
+    """The legend's name for a variant's mean curve: how many seeds each mark averages (a screen cut short has
+    fewer at its last marks)."""
+    counts = sorted({sum(r["mark"] == m for r in rows) for m in {r["mark"] for r in rows}})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{variant} (mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per mark)"
+
+
 def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
     import matplotlib
 
@@ -199,8 +207,7 @@ def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
             ax.plot(*zip(*points), color=color, alpha=0.35, linewidth=1)
         marks = sorted({r["mark"] for r in mine})
         means = [np.mean([r["normalized_return"] for r in mine if r["mark"] == m]) for m in marks]
-        seeds = len({r["seed"] for r in mine})
-        ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3, label=f"{variant} ({seeds} seeds)")
+        ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3, label=variant_label(variant, mine))
         own = mine[0]["baseline"]
         if own is not None and (base is None or abs(own - base["normalized_return"]) > 1e-9):
             ax.axhline(own, color=color, linestyle=":", linewidth=1, label=f"{variant}: reference PD ({own:.3f})")
