@@ -34,3 +34,27 @@ def test_every_shipped_policy_plays(path, tmp_path):
     assert main(["play", str(path), "--record", str(video), "--seconds", "0.5", "--width", "96",
                  "--height", "72"]) == 0
     assert video.stat().st_size > 0
+
+
+@pytest.mark.parametrize("path", sorted(Path("policies").glob("*.pt")), ids=lambda p: p.stem)
+def test_a_policy_saved_before_a_setting_existed_runs_with_its_default(path, monkeypatch, tmp_path):
+    """The shipped policies were saved before sim.controller existed. A per-character YAML that later sets it
+    (here: motors) must not change the env they are played in: they keep stable PD, as they were trained."""
+    import charctl.envs.config as env_config
+
+    configs = tmp_path / "env"
+    configs.mkdir()
+    for yaml_file in Path(env_config.CONFIGS_DIR, "env").glob("*.yaml"):
+        text = yaml_file.read_text().replace("\nsim:\n", "\nsim:\n  controller: motors\n")
+        if "\nsim:\n" not in text:
+            text += "\nsim:\n  controller: motors\n"
+        (configs / yaml_file.name).write_text(text)
+    defaults = env_config.load_env_config.__defaults__
+    monkeypatch.setattr(env_config.load_env_config, "__defaults__", (*defaults[:-1], configs))
+    character = path.stem.split("_")[0]
+    assert env_config.load_env_config(character, path.stem.split("_", 1)[1]).sim.controller == "motors"
+    env = open_policy(path).make_env()
+    try:
+        assert env.unwrapped.config.sim.controller == "stable_pd"
+    finally:
+        env.close()

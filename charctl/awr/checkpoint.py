@@ -27,6 +27,7 @@ from charctl.util.fileio import atomic_path
 
 FORMAT = "charctl-awr-1"
 # what every reader of a checkpoint (play, eval, collect, --resume) relies on
+IMITATION_ENV_ID = "charctl/Imitate-v0"
 REQUIRED = ("env_id", "env_kwargs", "config", "observation_size", "action", "iteration", "samples", "agent")
 
 
@@ -120,6 +121,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CharctlError(f"{path}: an incomplete charctl checkpoint (no {', '.join(missing)})")
     if not isinstance(state["config"], dict) or not isinstance(state["env_kwargs"], dict):
         raise CharctlError(f"{path}: an incomplete charctl checkpoint (config and env_kwargs are not mappings)")
+    env_settings = state["env_kwargs"].get("config")
+    if state["env_id"] == IMITATION_ENV_ID and isinstance(env_settings, dict):
+        from charctl.envs.config import completed_saved_config
+
+        state["env_kwargs"] = {**state["env_kwargs"], "config": completed_saved_config(env_settings)}
     return state
 
 

@@ -87,3 +87,10 @@ def env_config_on(saved: dict, overrides: dict | None, source: str) -> EnvConfig
 
 def config_to_dict(config: EnvConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def completed_saved_config(saved: dict) -> dict:
+    """A run's saved env settings with every setting added since it was saved at its default: the run had none,
+    which is the default's behaviour, so a newer per-character YAML value (applied under a run's settings)
+    must not fill the gap."""
+    return _merge(config_to_dict(EnvConfig()), saved)
