@@ -95,7 +95,7 @@ def test_stable_pd_settles_every_joint_on_a_target_in_the_air(character):
     assert error < 0.03  # tail 0.021 (boxes), 0.35-1.0 (diverging capsules)
 
 
-@pytest.mark.parametrize("physics_hz", [120.0, 240.0])
+@pytest.mark.parametrize("physics_hz", [90.0, 120.0, 240.0])
 def test_implicit_motors_settle_every_humanoid_joint_on_a_target_in_the_air(physics_hz):
     """The same check for controller motors at the rates it is measured at (docs/benchmarks.md), hinges included.
     Measured: under 1e-4 rad and 1e-3 rad/s; a position gain of 3 leaves the joints chattering at 6-10 rad/s."""
