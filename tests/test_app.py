@@ -72,6 +72,25 @@ def test_eval_baseline_compares_start_by_start_with_the_reference(dog_run, capsy
     assert "--reference alone is the baseline" in capsys.readouterr().err
 
 
+def test_eval_reference_under_other_env_settings_is_the_baseline_a_checkpoint_with_them_gets(capsys):
+    """The shipped humanoid spinkick policy was trained with stable PD at 240 Hz (its checkpoint keeps that); the
+    humanoid's default is now implicit motors at 90 Hz. --reference with those --set settings gives the baseline
+    its --baseline runs, start for start; without them, the default's."""
+    stable_pd = ["--set", "env.sim.controller=stable_pd", "--set", "env.sim.physics_hz=240"]
+    capsys.readouterr()
+    assert main(["eval", "--reference", "humanoid", "spinkick", "--episodes", "3", "--json", *stable_pd]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["config"]["sim"] == {"controller": "stable_pd", "physics_hz": 240}
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "3", "--baseline", "--json"]) == 0
+    paired = json.loads(capsys.readouterr().out)
+    assert paired["baseline"]["mean_return"] == pytest.approx(alone["mean_return"])
+    assert main(["eval", "--reference", "humanoid", "spinkick", "--episodes", "3", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert abs(default["mean_return"] - alone["mean_return"]) > 0.1
+    assert main(["eval", "policies/humanoid_spinkick.pt", *stable_pd]) == 2
+    assert "--set applies to --reference" in capsys.readouterr().err
+
+
 def grey_fraction(frame: np.ndarray) -> float:
     """Share of pixels in the characters' grey (the ground is blue and white, the sky white, the ghost blue)."""
     f = frame.astype(int)

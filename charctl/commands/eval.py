@@ -15,12 +15,17 @@ def register(subparsers) -> None:
         epilog="example: charctl eval runs/dog_trot-s0/dog_trot.pt --episodes 32\n"
                "         charctl eval runs/Hopper-v5-s0/Hopper-v5.pt --episodes 10 --json\n"
                "         charctl eval --reference dog trot --episodes 32    # the no-policy baseline\n"
+               "         charctl eval --reference humanoid spinkick --set env.sim.controller=stable_pd "
+               "--set env.sim.physics_hz=240\n"
                "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
     parser.add_argument("--reference", nargs=2, metavar=("CHARACTER", "MOTION"),
                         help="instead of a checkpoint: the baseline with PD targets taken from the reference clip")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                        help="with --reference: an env setting, env.KEY=VALUE (repeatable); a checkpoint keeps the "
+                             "settings it was trained with")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the reference-PD baseline from the same start states and compare the two "
                              "episode by episode (imitation checkpoints)")
@@ -59,6 +64,9 @@ def _check_arguments(args) -> None:
         raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
     if args.baseline and args.reference is not None:
         raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
+    if args.overrides and args.reference is None:
+        raise CharctlError("--set applies to --reference; a CHECKPOINT is evaluated with the settings it was "
+                           "trained with")
 
 
 def _open(args):
@@ -66,14 +74,23 @@ def _open(args):
     from charctl.util.errors import CharctlError
 
     if args.reference is not None:
+        from charctl.awr.config import parse_overrides
         from charctl.awr.rollout import make_env
         from charctl.character.model import load_character
+        from charctl.commands.train import ENV_PREFIX, split_env_overrides
         from charctl.motion.clip import load_clip
 
+        awr_keys, env_settings = split_env_overrides(parse_overrides(args.overrides))
+        if awr_keys:
+            raise CharctlError(f"--set {next(iter(awr_keys))}: --reference takes env settings only "
+                               f"({ENV_PREFIX}KEY=VALUE)")
         character, motion = load_character(args.reference[0]), args.reference[1]
         load_clip(character, motion)
-        env = make_env("charctl/Imitate-v0", {"character": character.name, "motion": motion})
-        header = {"reference_pd": True, "character": character.name, "motion": motion}
+        kwargs = {"character": character.name, "motion": motion}
+        if env_settings:  # as a policy is evaluated: the training-only pose termination off
+            kwargs["config"] = {**env_settings, "pose_termination_distance": None}
+        env = make_env("charctl/Imitate-v0", kwargs)
+        header = {"reference_pd": True, **kwargs}
         return env, f"{character.name}_{motion}", header, None
     from charctl.play.policy_file import open_policy
 
