@@ -68,7 +68,10 @@ def test_a_killed_actor_is_replaced_and_its_share_collected_again():
     policy = open_policy_free_cartpole()
     with RayRollouts("CartPole-v1", {}, 2, seed=3, log=lambda message: None) as rollouts, \
             Rollouts("CartPole-v1", {}, 2, seed=3) as local:
-        os.kill(rollouts.pids()[0], signal.SIGKILL)
+        try:
+            os.kill(rollouts.pids()[0], signal.SIGKILL)
+        except ProcessLookupError:  # the actor ended on its own first (seen once, 2 cores under full load): a dead
+            pass  # actor all the same, which is what the run must replace
         episodes = rollouts.collect(policy, 600, iteration=5)
         assert rollouts.restarts == 1
         expected = local.collect(policy, 600, iteration=5)

@@ -115,6 +115,7 @@ def test_killing_the_trainer_ends_its_workers_within_seconds(tmp_path, moment):
         kill_all(children(process.pid) if alive(process.pid) else [])
 
 
+@pytest.mark.xdist_group("ray")  # not beside tests/test_ray.py's Ray instance: one Ray instance at a time
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_a_ray_driver_stopped_by_a_signal_leaves_no_ray_process(tmp_path, sig):
     """Every process below the driver once its actors work (the run's own Ray instance: GCS, raylet, agents,
