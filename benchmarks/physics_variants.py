@@ -20,9 +20,9 @@ import time
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 import charctl.envs  # noqa: F401
+from charctl.commands.train import ENV_PREFIX, env_only_overrides
 from charctl.util.quiet import import_pybullet
 
 pybullet = import_pybullet()  # without its build banner
@@ -43,16 +43,10 @@ def _hold(sim, k: int) -> None:
 
 
 def env_settings(variant: str) -> dict:
-    """Nested env settings from 'a.b=1,c=x'; {} for the named variants."""
-    settings = {}
-    for item in variant.split(",") if "=" in variant else []:
-        key, _, text = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = settings
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(text)
-    return settings
+    """Nested env settings from 'a.b=1,c=x' (as `--set env.a.b=1 --set env.c=x`); {} for the named variants."""
+    if "=" not in variant:
+        return {}
+    return env_only_overrides([f"{ENV_PREFIX}{item}" for item in variant.split(",")], "a variant")
 
 
 def make(task: str, variant: str):

@@ -116,13 +116,13 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
     """Reference PD under the variant's env settings, as its marks are evaluated (training-only pose termination
     off), in OUT/VARIANT/baseline.json; None for a variant without env settings (OUT/baseline.json is its)."""
     from charctl.commands.train import split_env_overrides
+    from charctl.envs.config import for_evaluation
     from charctl.play.evaluation import cached_reference_pd
 
     _, env_overrides = split_env_overrides(spec.overrides)
     if not env_overrides:
         return None
-    kwargs = {"character": spec.character, "motion": spec.motion,
-              "config": {**env_overrides, "pose_termination_distance": None}}
+    kwargs = {"character": spec.character, "motion": spec.motion, "config": for_evaluation(env_overrides)}
     return cached_reference_pd(out / spec.variant / "baseline.json", "charctl/Imitate-v0", kwargs, spec.episodes)
 
 

@@ -63,14 +63,10 @@ def run(args) -> int:
         if args.character != "humanoid" or not available(args.motion):
             raise CharctlError(f"--peer: pybullet's DeepMimic port has no {args.character} {args.motion} "
                                f"(it has humanoid3d clips only)")
-    from charctl.awr.config import parse_overrides
-    from charctl.commands.train import ENV_PREFIX, split_env_overrides
-    from charctl.util.errors import CharctlError
+    from charctl.commands.train import env_only_overrides
 
-    awr_keys, env_settings = split_env_overrides(parse_overrides(args.overrides))
-    if awr_keys:
-        raise CharctlError(f"--set {next(iter(awr_keys))}: bench env takes env settings only ({ENV_PREFIX}KEY=VALUE)")
-    kwargs = {"character": args.character, "motion": args.motion, "config": env_settings}
+    kwargs = {"character": args.character, "motion": args.motion,
+              "config": env_only_overrides(args.overrides, "bench env")}
     env = gym.make("charctl/Imitate-v0", **kwargs).unwrapped
     try:
         env.reset(seed=0)

@@ -74,21 +74,18 @@ def _open(args):
     from charctl.util.errors import CharctlError
 
     if args.reference is not None:
-        from charctl.awr.config import parse_overrides
         from charctl.awr.rollout import make_env
         from charctl.character.model import load_character
-        from charctl.commands.train import ENV_PREFIX, split_env_overrides
+        from charctl.commands.train import env_only_overrides
+        from charctl.envs.config import for_evaluation
         from charctl.motion.clip import load_clip
 
-        awr_keys, env_settings = split_env_overrides(parse_overrides(args.overrides))
-        if awr_keys:
-            raise CharctlError(f"--set {next(iter(awr_keys))}: --reference takes env settings only "
-                               f"({ENV_PREFIX}KEY=VALUE)")
+        env_settings = env_only_overrides(args.overrides, "--reference")
         character, motion = load_character(args.reference[0]), args.reference[1]
         load_clip(character, motion)
         kwargs = {"character": character.name, "motion": motion}
-        if env_settings:  # as a policy is evaluated: the training-only pose termination off
-            kwargs["config"] = {**env_settings, "pose_termination_distance": None}
+        if env_settings:  # as a policy is evaluated
+            kwargs["config"] = for_evaluation(env_settings)
         env = make_env("charctl/Imitate-v0", kwargs)
         header = {"reference_pd": True, **kwargs}
         return env, f"{character.name}_{motion}", header, None

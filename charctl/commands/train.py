@@ -64,6 +64,18 @@ def split_env_overrides(overrides: dict) -> tuple[dict, dict]:
     return awr, env
 
 
+def env_only_overrides(items: list[str] | None, who: str) -> dict:
+    """Nested imitation env settings from `--set env.KEY=VALUE` items, for a command (`who`) that takes no
+    AWR settings: any other key is refused, naming it."""
+    from charctl.awr.config import parse_overrides
+    from charctl.util.errors import CharctlError
+
+    awr_keys, env = split_env_overrides(parse_overrides(items))
+    if awr_keys:
+        raise CharctlError(f"--set {next(iter(awr_keys))}: {who} takes env settings only ({ENV_PREFIX}KEY=VALUE)")
+    return env
+
+
 def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
     """(env id, env kwargs, run name) for the positional arguments; unknown names list what exists."""
     from charctl.util.errors import CharctlError

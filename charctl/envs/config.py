@@ -89,6 +89,13 @@ def config_to_dict(config: EnvConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+def for_evaluation(settings: dict) -> dict:
+    """Env settings as evaluation (eval, play, bench learn's marks and baselines) runs them: an episode ends only as
+    the AWR paper's do, on a fall or the time limit, so the training-only pose termination is off and returns
+    compare across training settings."""
+    return {**settings, "pose_termination_distance": None}
+
+
 def completed_saved_config(saved: dict) -> dict:
     """A run's saved env settings with every setting added since it was saved at its default: the run had none,
     which is the default's behaviour, so a newer per-character YAML value (applied under a run's settings)

@@ -41,12 +41,13 @@ class PolicyTask:
         return self.env_id.replace("/", "_")
 
     def make_env(self, evaluation: bool = True, **extra):
-        """The env the policy was trained in (extra kwargs such as render_mode), checked against it. For
-        `evaluation` (eval, play) an episode ends only as the AWR paper's do, on a fall or the time limit: the
-        training-only pose termination is off, so returns compare across training settings."""
+        """The env the policy was trained in (extra kwargs such as render_mode), checked against it; for
+        `evaluation` (eval, play) with its settings as evaluation runs them (charctl.envs.config.for_evaluation)."""
         kwargs = {**self.env_kwargs, **extra}
         if evaluation and self.is_imitation:
-            kwargs["config"] = {**kwargs.get("config", {}), "pose_termination_distance": None}
+            from charctl.envs.config import for_evaluation
+
+            kwargs["config"] = for_evaluation(kwargs.get("config", {}))
         try:
             env = make_env(self.env_id, kwargs)
         except CharctlError as err:
