@@ -1,5 +1,6 @@
 """The policies shipped in policies/ load from a fresh clone, play, and beat the no-policy baseline."""
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_a_policy_saved_before_a_setting_existed_runs_with_its_default(path, mon
     """The shipped policies were saved before sim.controller existed. A per-character YAML that later sets it
     (here: motors) must not change the env they are played in: they keep stable PD, as they were trained."""
     import charctl.envs.config as env_config
+    import charctl.envs.imitation as imitation
 
     configs = tmp_path / "env"
     configs.mkdir()
@@ -49,10 +51,10 @@ def test_a_policy_saved_before_a_setting_existed_runs_with_its_default(path, mon
         if "\nsim:\n" not in text:
             text += "\nsim:\n  controller: motors\n"
         (configs / yaml_file.name).write_text(text)
-    defaults = env_config.load_env_config.__defaults__
-    monkeypatch.setattr(env_config.load_env_config, "__defaults__", (*defaults[:-1], configs))
-    character = path.stem.split("_")[0]
-    assert env_config.load_env_config(character, path.stem.split("_", 1)[1]).sim.controller == "motors"
+    with_motors = functools.partial(env_config.load_env_config, directory=configs)
+    monkeypatch.setattr(imitation, "load_env_config", with_motors)
+    character, motion = path.stem.split("_", 1)
+    assert with_motors(character, motion).sim.controller == "motors"
     env = open_policy(path).make_env()
     try:
         assert env.unwrapped.config.sim.controller == "stable_pd"
