@@ -1,6 +1,7 @@
 """Physics settings that could make an imitation env step cheaper, each against today's settings in one process.
 
     python benchmarks/physics_variants.py DogTrot hold2 hold4 cone_off solver5 no_self_collision
+    python benchmarks/physics_variants.py DogTrot torque_pd1 torque_pd2 torque_pd24
     python benchmarks/physics_variants.py HumanoidSpinkick sim.controller=motors,sim.physics_hz=120
 
 Speed: the variants' envs and the baseline's step in turns (15 control steps each, 40 rounds), so a load that
@@ -9,7 +10,9 @@ the clip, no policy, 20 seeded starts (`open_loop` in tests/test_env_imitation.p
 reward while up. A variant is only worth having if tracking stays within 10% of the baseline's.
 
 Variants: holdK - stable-PD command once per K physics steps (PyBullet's numSubSteps=K inside one
-stepSimulation, the same physics rate); cone_off - pyramid friction instead of the friction cone; solverN - N
+stepSimulation, the same physics rate); torque_pdN - stable PD computed in numpy from PyBullet's mass matrix and
+bias forces taken N times per control step, applied as torques before every substep (benchmarks/stable_pd_torques.py);
+cone_off - pyramid friction instead of the friction cone; solverN - N
 solver iterations instead of 10; no_self_collision - no contacts between the character's own bodies (an upper
 bound for filtering out pairs that never touch); KEY=VALUE[,KEY=VALUE...] - env settings as in configs/env/ (nested
 keys with dots, values YAML), e.g. sim.controller=motors,sim.physics_hz=120.
@@ -24,6 +27,7 @@ import numpy as np
 import charctl.envs  # noqa: F401
 from charctl.commands.train import ENV_PREFIX, env_only_overrides
 from charctl.util.quiet import import_pybullet
+from stable_pd_torques import use_torque_pd
 
 pybullet = import_pybullet()  # without its build banner
 
@@ -55,6 +59,8 @@ def make(task: str, variant: str):
     sim, client = env.sim, env.sim.client
     if variant.startswith("hold"):
         _hold(sim, int(variant[4:]))
+    elif variant.startswith("torque_pd"):
+        use_torque_pd(sim, int(variant[9:]))
     elif variant == "cone_off":
         pybullet.setPhysicsEngineParameter(enableConeFriction=0, physicsClientId=client)
     elif variant.startswith("solver"):
