@@ -49,8 +49,10 @@ def test_eval_prints_a_normalised_return_in_0_1(dog_run, capsys):
     assert 0.0 <= result["normalized_return"] <= 1.0 and 0.0 <= result["fall_rate"] <= 1.0
     assert set(result["reward_terms"]) == {"pose", "velocity", "end_effector", "root", "com"}
     assert result["normalized_return"] == pytest.approx(result["mean_return"] / 90)  # 3 s at 30 Hz
+    assert 2.0 < result["pace"]["reference_speed"] < 2.8 and 0.0 < result["pace"]["speed"] < 3.0  # trot: ~2.4 m/s
     assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "2"]) == 0
-    assert "normalised return" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "normalised return" in out and "pace (centre of mass" in out
 
 
 def test_eval_baseline_compares_start_by_start_with_the_reference(dog_run, capsys):

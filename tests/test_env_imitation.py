@@ -332,3 +332,23 @@ def test_stable_baselines3_ppo_trains_on_it_unchanged():
         assert model.num_timesteps >= 64
     finally:
         envs.close()
+
+
+def test_pace_is_the_reference_s_right_after_a_start_and_falls_behind_open_loop():
+    """The step info's `speed` and `reference_speed` (horizontal whole-body COM speed): a start copies the clip's
+    velocities, so the first step moves at the clip's pace (the trot's ~2.4 m/s); with PD targets alone the dog's
+    paws drag and it slows to well under the clip's pace within 10 steps (docs/results.md)."""
+    env = gym.make("charctl/DogTrot-v0").unwrapped
+    try:
+        env.reset(seed=0)
+        speeds = []
+        for _ in range(10):
+            *_, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+            speeds.append((info["speed"], info["reference_speed"]))
+            assert not terminated
+    finally:
+        env.close()
+    first, last = speeds[0], speeds[-1]
+    assert 2.0 < first[1] < 2.8
+    assert first[0] == pytest.approx(first[1], rel=0.15)
+    assert last[0] < 0.6 * last[1]

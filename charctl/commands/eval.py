@@ -126,6 +126,11 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
         print(f"normalised return {summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f}, "
               f"fall rate {summary['fall_rate']:.2f}")
         print("reward terms (mean per step): " + ", ".join(f"{k} {v:.3f}" for k, v in summary["reward_terms"].items()))
+        if "pace" in summary:
+            pace = summary["pace"]
+            ratio = pace["speed"] / pace["reference_speed"] if pace["reference_speed"] > 0 else float("nan")
+            print(f"pace (centre of mass, horizontal, mean per step): {pace['speed']:.2f} m/s, the reference "
+                  f"{pace['reference_speed']:.2f} m/s ({ratio:.2f}x)")
     if "baseline" in summary:
         base, comp = summary["baseline"], summary["comparison"]
         low, high = comp["gain_ci95"]

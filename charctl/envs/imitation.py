@@ -175,7 +175,9 @@ class ImitationEnv(gym.Env):
         truncated = not fell and not strayed and self.time - self.start_time >= self.config.time_limit - 1e-9
         phase = self._phase()
         info = {f"reward_{k}": terms[k] for k in TERMS}
-        info.update(time=self.time, phase=phase, fell=fell, strayed=strayed)
+        # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
+        info.update(time=self.time, phase=phase, fell=fell, strayed=strayed,
+                    speed=math.hypot(*sim_features.com_vel[:2]), reference_speed=math.hypot(*ref_features.com_vel[:2]))
         return self._observation(state, to_heading, phase), float(reward), fell or strayed, bool(truncated), info
 
     def _strayed(self, sim: RewardFeatures, ref: RewardFeatures) -> bool:

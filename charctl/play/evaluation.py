@@ -1,4 +1,4 @@
-"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms and fall rate.
+"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms, pace and fall rate.
 
 Normalised return (imitation tasks) = sum of rewards / horizon, the horizon being a full episode's control
 steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps score 0.
@@ -24,6 +24,7 @@ class EvalResult:
     lengths: list[int] = field(default_factory=list)
     fell: list[bool] = field(default_factory=list)
     term_sums: dict[str, float] = field(default_factory=dict)  # reward terms summed over all steps
+    speed_sums: dict[str, float] = field(default_factory=dict)  # COM speeds (character, reference) summed
     steps: int = 0
     horizon: int | None = None
 
@@ -36,6 +37,8 @@ class EvalResult:
             out.update(normalized_return=float(normalized.mean()), normalized_return_std=float(normalized.std()),
                        fall_rate=float(np.mean(self.fell)),
                        reward_terms={k: v / max(self.steps, 1) for k, v in sorted(self.term_sums.items())})
+            if self.speed_sums:
+                out["pace"] = {k: v / max(self.steps, 1) for k, v in sorted(self.speed_sums.items())}
         return out
 
 
@@ -95,6 +98,9 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
             for key, value in info.items():
                 if key.startswith("reward_"):
                     result.term_sums[key[len("reward_"):]] = result.term_sums.get(key[len("reward_"):], 0.0) + value
+            for key in ("speed", "reference_speed"):
+                if key in info:
+                    result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
             if terminated or truncated:
                 fell = bool(terminated)
                 break
