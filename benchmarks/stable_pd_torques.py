@@ -62,7 +62,8 @@ class StablePDTorques:
         self.hinge_dofs = np.array(hinge_dofs, dtype=np.int64)
         self.ball_q, self.ball_w = np.array(ball_q).reshape(-1, 4), np.array(ball_w).reshape(-1, 3)
         self.hinge_q, self.hinge_w = np.array(hinge_q, dtype=np.int64), np.array(hinge_w, dtype=np.int64)
-        self.gain = self.bias = None
+        self.gain = self.bias = None  # refresh(): A^-1 on the joints' rows, and -c
+        self.error_matrix = self.hinge_target = self.target_velocity = None  # set_targets()
 
     def read(self) -> np.ndarray:
         """The joints' positions and velocities laid end to end, link order."""
