@@ -45,7 +45,7 @@ def cli(*args, **popen) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
-def wait_for_iteration(run_dir: Path, at_least: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
+def wait_for_iteration(run_dir: Path, at_least: int, process: subprocess.Popen, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
