@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from charctl.util.quiet import import_pybullet
+from charctl.util.rotations import rotvec_from_quat
 
 pybullet = import_pybullet()
 
@@ -108,7 +109,7 @@ class StablePDTorques:
         ball_w, hinge_w = state[self.ball_w], state[self.hinge_w]
         error = np.empty(len(self.kp))
         relative = (self.error_matrix @ state[self.ball_q][:, :, None])[:, :, 0]
-        error[self.ball_dofs] = log_map(relative) - dt * ball_w
+        error[self.ball_dofs] = rotvec_from_quat(relative) - dt * ball_w
         error[self.hinge_dofs] = self.hinge_target - (state[self.hinge_q] + dt * hinge_w)
         velocity = np.empty(len(self.kp))
         velocity[self.ball_dofs], velocity[self.hinge_dofs] = ball_w, hinge_w
@@ -122,14 +123,6 @@ class StablePDTorques:
         pybullet.setJointMotorControlMultiDofArray(self.body, self.joints, pybullet.TORQUE_CONTROL,
                                                    forces=[flat[a:b] for a, b in self.ranges],
                                                    physicsClientId=self.client)
-
-
-def log_map(q: np.ndarray) -> np.ndarray:
-    """Rotation vectors (B, 3) of unit quaternions (B, 4), the shorter way round."""
-    xyz = q[:, :3] * np.sign(q[:, 3:] + 1e-300)
-    sin_half = np.sqrt((xyz * xyz).sum(1))
-    angle = 2.0 * np.arctan2(sin_half, np.abs(q[:, 3]))
-    return xyz * np.where(sin_half > 1e-9, angle / np.maximum(sin_half, 1e-9), 2.0)[:, None]
 
 
 def use_torque_pd(sim, refreshes_per_control_step: int) -> None:

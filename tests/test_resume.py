@@ -143,22 +143,45 @@ def test_a_non_finite_iteration_stops_with_one_line_and_keeps_the_good_checkpoin
     assert {name: (run / name).read_bytes() for name in before} == before
 
 
-def test_an_imitation_run_resumes_with_its_own_env_settings(tmp_path, capsys):
-    """A bare --resume keeps the env settings the run was started with (here a --set env.* one), repeating them is
-    no change, and changing one is refused with one line and nothing written."""
+def test_an_imitation_run_resumes_with_its_own_env_settings_or_the_ones_it_is_told(tmp_path, capsys):
+    """A bare --resume keeps the env settings the run was started with (here a --set env.* one) and repeating them
+    is no change. --set env.* changes one from there on, as an AWR setting, said and recorded; the best policy so
+    far is kept and the best return starts again. A change of the observation's size is refused, nothing written."""
     out = tmp_path / "dog"
     assert main(["train", "dog", "trot", "--out", str(out), "--samples", "64", "--workers", "0", *QUICK,
-                 "--set", "samples_per_iter=64", "--set", "eval_episodes=0", "--set", "env.time_limit=1"]) == 0
+                 "--set", "samples_per_iter=64", "--set", "env.time_limit=1"]) == 0
     first = load_checkpoint(out / "dog_trot-last.pt")
+    best_before = (out / "dog_trot.pt").read_bytes()
+    assert first["best_test_return"] is not None
     resume = ["train", "dog", "trot", "--resume", "--out", str(out), "--no-progress"]
     assert main([*resume, "--samples", str(first["samples"] + 1)]) == 0
-    assert main([*resume, "--samples", str(first["samples"] + 1), "--set", "env.time_limit=1"]) == 0
+    second = load_checkpoint(out / "dog_trot-last.pt")
+    assert main([*resume, "--samples", str(second["samples"] + 1), "--set", "env.time_limit=1"]) == 0
     state = load_checkpoint(out / "dog_trot-last.pt")
-    assert state["iteration"] == first["iteration"] + 1 and state["env_kwargs"] == first["env_kwargs"]
+    assert state["iteration"] == first["iteration"] + 2 and state["env_kwargs"] == first["env_kwargs"]
     assert state["env_kwargs"]["config"]["time_limit"] == 1.0
+    assert "env." not in (out / "settings_changes.txt").read_text()
     capsys.readouterr()
+
+    assert main([*resume, "--samples", str(state["samples"] + 1), "--set", "env.time_limit=2",
+                 "--set", "env.pd_target_velocity=true"]) == 0
+    said = capsys.readouterr().out
+    assert "resuming with env.pd_target_velocity False -> True; env.time_limit 1.0 -> 2.0" in said, said
+    changed = load_checkpoint(out / "dog_trot-last.pt")
+    assert changed["env_kwargs"]["config"]["time_limit"] == 2.0
+    assert changed["env_kwargs"]["config"]["pd_target_velocity"] is True
+    assert changed["iteration"] == state["iteration"] + 1
+    history = (out / "settings_changes.txt").read_text().splitlines()[-1]
+    assert history.startswith(f"iteration {state['iteration']} ") and "env.time_limit 1.0 -> 2.0" in history
+    kept = out / f"dog_trot-before-iteration-{state['iteration']}.pt"
+    assert kept.read_bytes() == best_before and "kept as " + kept.name in history
+    best = load_checkpoint(out / "dog_trot.pt")  # the first test in the changed env is the new best
+    assert best["env_kwargs"] == changed["env_kwargs"] and best["iteration"] == changed["iteration"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["env_kwargs"]["config"]["time_limit"] == 2.0
+
     before = snapshot(out)
-    assert main([*resume, "--samples", "1000", "--set", "env.time_limit=2"]) == 2
+    assert main([*resume, "--samples", "1000", "--set", "env.reference_ahead=[1]"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "config.time_limit 1.0, not 2.0; a resumed run keeps its env" in err, err
+    assert len(err.splitlines()) == 1 and "changes the observation from 437 to" in err, err
+    assert "env.reference_ahead [] -> [1]" in err, err
     assert snapshot(out) == before

@@ -41,7 +41,7 @@ from charctl.awr.config import AWRConfig, build_config, config_to_dict
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.util.errors import CharctlError
-from charctl.util.fileio import atomic_write_text
+from charctl.util.fileio import atomic_write_bytes, atomic_write_text
 
 COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalized_return", "train_episodes",
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
@@ -179,11 +179,14 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
     missing = [key for key in ("torch_rng", "wall_time") if key not in state]
     if missing:
         raise CharctlError(f"{path}: cannot resume from it (no {', '.join(missing)}); a policy-only checkpoint?")
-    if resumed_env is not None:
-        env_kwargs = resumed_env(dict(state["env_kwargs"]))
-    if state["env_id"] != env_id or dict(state["env_kwargs"]) != env_kwargs:
-        raise CharctlError(f"{path}: trained on " + _env_difference(state["env_id"], dict(state["env_kwargs"]),
-                                                                    env_id, env_kwargs)
+    saved_env = dict(state["env_kwargs"])
+    env_notes = []
+    if resumed_env is not None:  # the saved env settings with the command's own on top: each difference was asked for
+        env_kwargs = resumed_env(saved_env)
+        if state["env_id"] == env_id and _same_task(saved_env, env_kwargs):
+            env_notes = _env_changes(saved_env, env_kwargs)
+    if not env_notes and (state["env_id"] != env_id or saved_env != env_kwargs):
+        raise CharctlError(f"{path}: trained on " + _env_difference(state["env_id"], saved_env, env_id, env_kwargs)
                            + "; a resumed run keeps its env (start a new run in another --out)")
     saved = config_to_dict(build_config(state["config"], f"{path}: config"))
     resumed_config = build_config({**saved, **(changes or {})}, "--set")  # types and ranges checked
@@ -195,7 +198,38 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
             raise CharctlError(f"{flag}: a resumed run keeps its {key} ({saved[key]}); start a new run "
                                "to change it")
     notes = [f"{key} {saved[key]} -> {resumed[key]}" for key in changed]
-    return state, resumed_config, notes
+    if env_notes:
+        state = {**state, "env_kwargs": env_kwargs, "env_changed": True}
+    return state, resumed_config, env_notes + notes
+
+
+def _check_same_spaces(path: Path, state: dict, observation_space, action_space, notes: list[str]) -> None:
+    """A resumed run's changed env must keep the policy's inputs and outputs."""
+    from charctl.awr.policy import ActionSpec
+
+    what = "; ".join(n for n in notes if n.startswith("env."))
+    size, saved_size = int(observation_space.shape[0]), int(state["observation_size"])
+    if size != saved_size:
+        raise CharctlError(f"{path}: {what} changes the observation from {saved_size} to {size} numbers; a resumed "
+                           "run keeps its observation and actions (start a new run in another --out)")
+    action = ActionSpec.from_space(action_space).to_dict()
+    if action != state["action"]:
+        raise CharctlError(f"{path}: {what} changes the actions ({state['action']['size']} -> {action['size']} "
+                           "numbers, or their range); a resumed run keeps its observation and actions (start a new "
+                           "run in another --out)")
+
+
+def _same_task(saved: dict, wanted: dict) -> bool:
+    """Whether two imitation env kwargs differ in their env settings (`config`) only."""
+    return ({k: v for k, v in saved.items() if k != "config"} == {k: v for k, v in wanted.items() if k != "config"}
+            and isinstance(saved.get("config"), dict) and isinstance(wanted.get("config"), dict))
+
+
+def _env_changes(saved: dict, wanted: dict) -> list[str]:
+    """One note per env setting that differs, as `env.KEY old -> new`."""
+    flat_saved, flat_wanted = _flatten(saved["config"]), _flatten(wanted["config"])
+    keys = sorted(k for k in flat_saved.keys() | flat_wanted.keys() if flat_saved.get(k) != flat_wanted.get(k))
+    return [f"env.{k} {flat_saved.get(k)} -> {flat_wanted.get(k)}" for k in keys]
 
 
 def clean_stale_temporaries(directory: Path) -> list[Path]:
@@ -220,9 +254,11 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     `resume`: continue from NAME-last.pt with the run's saved settings (its sample budget and seed too);
     `config` is then not used. `changes`: with `resume`, AWR settings to change from here on (the budget,
     learning rates, std, clips, workers, ...); each change is printed and appended to settings_changes.txt with
-    the iteration it starts at. A change of a FIXED_ON_RESUME setting or of the env is refused. `resumed_env`:
-    with `resume`, a function from the run's saved env kwargs to the ones the resume asks for, compared in place
-    of `env_kwargs` (the CLI: the saved env settings with the command's --set env.* on top).
+    the iteration it starts at. A change of a FIXED_ON_RESUME setting or of the task is refused. `resumed_env`:
+    with `resume`, a function from the run's saved env kwargs to the ones the resume asks for (the CLI: the saved
+    env settings with the command's --set env.* on top): the imitation env settings may change there, like AWR
+    settings, if the observation and action sizes stay; the best test return then starts again, and the best
+    policy so far is kept as NAME-before-iteration-N.pt. Without it, `env_kwargs` must be the saved ones.
     """
     run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env)
     try:
@@ -265,6 +301,8 @@ class _Run:
         self.observation_space, action_space, self.horizon = (probe.observation_space, probe.action_space,
                                                               episode_horizon(probe))
         probe.close()
+        if state is not None and state.get("env_changed"):
+            _check_same_spaces(self.last_path, state, self.observation_space, action_space, notes)
         self.agent = agent = AWRAgent(self.observation_space, action_space, config)
         self.buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
         self.iteration, self.samples, wall_offset, self.best = 0, 0, 0.0, None
@@ -279,7 +317,8 @@ class _Run:
             if dataset is None:
                 self.buffer.add(buffer_from_dict(state["buffer"]))
             self.iteration, self.samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
-            self.best = state.get("best_test_return")
+            # test returns in a changed env are not comparable with the old env's best: the best starts again
+            self.best = None if state.get("env_changed") else state.get("best_test_return")
         # overlap_collection: the policy (from before the last update) that collects the next iteration, and
         # whether the workers have begun
         self.next_policy = policy_from_dict(state.get("next_collection_policy")) \
@@ -287,6 +326,10 @@ class _Run:
         self.collection_started = False
 
         out_dir.mkdir(parents=True, exist_ok=True)
+        if state is not None and state.get("env_changed") and self.best_path.exists():  # kept, not overwritten
+            kept = out_dir / f"{name}-before-iteration-{self.iteration}.pt"
+            atomic_write_bytes(kept, self.best_path.read_bytes())
+            notes.append(f"the best policy so far kept as {kept.name}")
         config_text = yaml.safe_dump({"env_id": env_id, "env_kwargs": env_kwargs, "dataset": _path_str(dataset),
                                       **config_to_dict(config)}, sort_keys=False)
         atomic_write_text(out_dir / "config.yaml", config_text)

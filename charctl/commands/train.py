@@ -16,12 +16,14 @@ def register(subparsers) -> None:
         "configs/awr/gym/ENV_ID.yaml, then --config FILE, then --set key=value; '--set env.KEY=VALUE' changes an "
         "imitation env setting (configs/env/). The run directory gets NAME.pt (the best policy by evaluation), "
         "NAME-last.pt (written every iteration; --resume continues from it, and --set with --resume changes a "
-        "setting from there on, recorded in settings_changes.txt), progress.csv, config.yaml and tb/ "
+        "setting from there on, recorded in settings_changes.txt: an AWR setting, or an env setting that keeps the "
+        "observation and action sizes, which restarts the best policy's record), progress.csv, config.yaml and tb/ "
         "(TensorBoard). Ctrl-C stops cleanly; the last finished iteration is kept.",
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
                "         charctl train dog trot --out runs/dog_trot --resume --set actor_lr=5e-5\n"
+               "         charctl train dog trot --out runs/dog_trot --resume --set env.pd_target_velocity=true\n"
                "         charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
                "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline\n"
                "         charctl train dog canter --ray auto --workers 64",
@@ -102,8 +104,8 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
 
 def on_saved_env(kwargs: dict, env_overrides: dict):
     """For --resume of an imitation run: the env kwargs asked for are the run's saved env settings (whatever
-    configs/env/ says now) with this command's --set env.* on top, so a bare --resume keeps them and a change is
-    refused like any change of the env."""
+    configs/env/ says now) with this command's --set env.* on top, so a bare --resume keeps them and a --set env.*
+    changes one from there on (the trainer refuses it if the observation or actions would change size)."""
     from charctl.envs.config import config_to_dict, env_config_on
 
     def resumed(saved: dict) -> dict:
