@@ -1,4 +1,5 @@
-"""Imitation env options for learning faster: pose termination, reference-ahead observations, no phase."""
+"""Imitation env options for learning faster: pose termination, reference-ahead observations, no phase, clip
+speed."""
 
 import gymnasium as gym
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import charctl.envs  # noqa: F401  (registers the tasks)
+from charctl.envs.reward import feature_terms, reward_features
 from charctl.play.policy_file import open_policy
 from charctl.util import rotations as rot
+from charctl.util.rotations import heading_matrix
 
 
 def make(task: str, **config):
@@ -64,15 +67,42 @@ def test_pose_termination_ends_the_reference_pd_baseline_sooner_the_tighter_it_i
     assert lengths[None] > lengths[0.5] > lengths[0.2]
 
 
-def test_evaluation_turns_pose_termination_off(tmp_path):
+def test_evaluation_turns_pose_termination_and_clip_speed_off(tmp_path):
     task = open_policy("policies/dog_trot.pt")
-    task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3}
-    for evaluation, expected in ((True, None), (False, 0.3)):
+    task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3, "clip_speed": 0.5}
+    for evaluation, expected in ((True, (None, 1.0)), (False, (0.3, 0.5))):
         env = task.make_env(evaluation=evaluation).unwrapped
         try:
-            assert env.config.pose_termination_distance == expected
+            assert (env.config.pose_termination_distance, env.config.clip_speed) == expected
         finally:
             env.close()
+
+
+def test_clip_speed_plays_the_reference_slower_and_the_reference_still_scores_one():
+    normal, half = make("DogTrot"), make("DogTrot", clip_speed=0.5)
+    try:
+        check_env(half, skip_render_check=True)
+        assert half.clip.duration == pytest.approx(2 * normal.clip.duration)
+        for start in (0.2, 0.45):
+            normal.reset(seed=0, options={"start_time": start})
+            half.reset(seed=0, options={"start_time": 2 * start})  # the same frame of the clip
+            assert half._phase() == pytest.approx(normal._phase())
+            fast, slow = normal.reference_pose(), half.reference_pose()
+            np.testing.assert_allclose(slow.joint_rot, fast.joint_rot, atol=1e-12)
+            np.testing.assert_allclose(slow.joint_ang_vel, 0.5 * fast.joint_ang_vel, atol=1e-9)
+            np.testing.assert_allclose(slow.root_lin_vel, 0.5 * fast.root_lin_vel, atol=1e-9)
+            np.testing.assert_allclose(half.track.features(half.time).com_vel,
+                                       0.5 * normal.track.features(normal.time).com_vel, atol=1e-9)
+            # a character exactly on the slowed reference, velocities included, scores 1 on every term
+            half.sim.set_pose(slow)
+            state = half.sim.state()
+            features = reward_features(half.character, state, heading_matrix(state.root_rot))
+            terms = feature_terms(half.character, features, half.track.features(half.time), half.config.reward)
+            for name, value in terms.items():
+                assert value == pytest.approx(1.0, abs=1e-6), (start, name)
+    finally:
+        normal.close()
+        half.close()
 
 
 def test_observe_phase_false_drops_exactly_the_phase():

@@ -47,6 +47,9 @@ class EnvConfig:
     pose_termination_distance: float | None = ranged(None, ge=0)  # m; an episode also ends when a body is this
     # far from the reference's (MimicKit: 1.0 humanoid, 0.5 quadruped); null: off. Training only: evaluation
     # turns it off
+    clip_speed: float = ranged(1.0, gt=0)  # the reference plays this many times as fast (0.5: half the pace, a
+    # slower first stage of a pace curriculum, then `--resume --set env.clip_speed=1`). Training only: evaluation
+    # plays the clip as it is
     observe_phase: bool = True  # the clip's phase in [0, 1) as the first observation
     reference_ahead: list[int] = ranged(default_factory=list, ge=0)  # also observe the reference this many
     # control steps ahead (MimicKit: [1, 2, 3]): its root offset and rotation, joint rotations and end effectors
@@ -91,9 +94,9 @@ def config_to_dict(config: EnvConfig) -> dict:
 
 def for_evaluation(settings: dict) -> dict:
     """Env settings as evaluation (eval, play, bench learn's marks and baselines) runs them: an episode ends only as
-    the AWR paper's do, on a fall or the time limit, so the training-only pose termination is off and returns
-    compare across training settings."""
-    return {**settings, "pose_termination_distance": None}
+    the AWR paper's do, on a fall or the time limit, and follow the clip at its own speed, so the training-only
+    pose termination and clip speed are off and returns compare across training settings."""
+    return {**settings, "pose_termination_distance": None, "clip_speed": 1.0}
 
 
 def completed_saved_config(saved: dict) -> dict:

@@ -43,8 +43,8 @@ class ImitationEnv(gym.Env):
     def __init__(self, character: str = "humanoid", motion: str = "spinkick", config: dict | None = None,
                  render_mode: str | None = None):
         self.character = load_character(character)
-        self.clip = load_clip(self.character, motion)
         self.config = load_env_config(self.character.name, motion, config)
+        self.clip = load_clip(self.character, motion).retimed(self.config.clip_speed)
         self.render_mode = render_mode
         self.sim = Simulation(self.character, self.config.sim)
         self.dt = 1.0 / self.config.sim.control_hz

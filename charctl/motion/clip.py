@@ -11,6 +11,7 @@ moved horizontally by the cycle's displacement and turned by its heading change 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ class Clip:
     @property
     def duration(self) -> float:
         return (self.num_frames - 1) * self.frame_time
+
+    def retimed(self, speed: float) -> Clip:
+        """The same clip played `speed` times as fast (its velocities scaled by `speed`); itself at 1."""
+        return self if speed == 1.0 else dataclasses.replace(self, frame_time=self.frame_time / speed)
 
     # ------------------------------------------------------------------ looping
     @functools.cached_property
