@@ -3,11 +3,14 @@
     python benchmarks/physics_variants.py DogTrot hold2 hold4 cone_off solver5 no_self_collision
     python benchmarks/physics_variants.py DogTrot torque_pd1 torque_pd2 torque_pd24
     python benchmarks/physics_variants.py HumanoidSpinkick sim.controller=motors,sim.physics_hz=120
+    python benchmarks/physics_variants.py DogTrot pd_target_velocity=true clip_speed=0.5 \
+        clip_speed=0.5,pd_target_velocity=true
 
 Speed: the variants' envs and the baseline's step in turns (15 control steps each, 40 rounds), so a load that
 changes slowly weighs on all of them alike; the ratio to the baseline is what to read. Tracking: PD targets from
-the clip, no policy, 20 seeded starts (`open_loop` in tests/test_env_imitation.py): median time up and mean
-reward while up. A variant is only worth having if tracking stays within 10% of the baseline's.
+the clip, no policy, 20 seeded starts (`open_loop` in tests/test_env_imitation.py): median time up, mean
+reward while up and pace while up (the character's COM speed over the reference's, mean per step). A variant is
+only worth having if tracking stays within 10% of the baseline's.
 
 Variants: holdK - stable-PD command once per K physics steps (PyBullet's numSubSteps=K inside one
 stepSimulation, the same physics rate); torque_pdN - stable PD computed in numpy from PyBullet's mass matrix and
@@ -101,26 +104,29 @@ def speeds(task: str, variants: list[str]) -> dict[str, float]:
     return {v: steps[v] / busy[v] for v in envs}
 
 
-def tracking(task: str, variant: str, starts: int = 20) -> tuple[float, float]:
+def tracking(task: str, variant: str, starts: int = 20) -> tuple[float, float, float]:
+    """Median time up, mean reward and mean pace (COM speed over the reference's) while up."""
     env = make(task, variant)
-    times, rewards = [], []
+    times, rewards, paces = [], [], []
     for seed in range(starts):
         env.reset(seed=seed)
         while True:
-            _, reward, terminated, truncated, _ = reference_step(env)
+            _, reward, terminated, truncated, info = reference_step(env)
             if terminated or truncated:
                 break
             rewards.append(reward)
+            paces.append(info["speed"] / max(info["reference_speed"], 1e-6))
         times.append(env.time - env.start_time)
     env.close()
-    return float(np.median(times)), float(np.mean(rewards))
+    return float(np.median(times)), float(np.mean(rewards)), float(np.mean(paces))
 
 
 if __name__ == "__main__":
     task, variants = sys.argv[1], ["base"] + sys.argv[2:]
     rates = speeds(task, variants)
-    print(f"| {task} variant | control steps/s | ratio | median s up | mean reward while up |")
-    print("|---|---|---|---|---|")
+    print(f"| {task} variant | control steps/s | ratio | median s up | mean reward while up | pace while up |")
+    print("|---|---|---|---|---|---|")
     for variant in variants:
-        up, reward = tracking(task, variant)
-        print(f"| {variant} | {rates[variant]:.1f} | {rates[variant] / rates['base']:.2f} | {up:.3f} | {reward:.3f} |")
+        up, reward, pace = tracking(task, variant)
+        print(f"| {variant} | {rates[variant]:.1f} | {rates[variant] / rates['base']:.2f} | {up:.3f} | {reward:.3f} "
+              f"| {pace:.2f} |")
