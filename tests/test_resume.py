@@ -185,3 +185,19 @@ def test_an_imitation_run_resumes_with_its_own_env_settings_or_the_ones_it_is_to
     assert len(err.splitlines()) == 1 and "changes the observation from 437 to" in err, err
     assert "env.reference_ahead [] -> [1]" in err, err
     assert snapshot(out) == before
+
+
+def test_a_run_directory_in_use_by_another_process_is_refused(run, capsys):
+    """Two runs writing one directory would delete each other's temporaries: while a live process holds the run
+    directory, a second `charctl train` there is refused with one line and nothing written; after it, it goes on."""
+    from charctl.util.fileio import DirectoryLock
+
+    resume = ["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress", "--samples", "1536"]
+    with DirectoryLock(run, "the run directory"):  # a separate open file: flock refuses it as another process
+        before = snapshot(run)
+        assert main(resume) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{run}: the run directory is in use by process " in err, err
+        assert snapshot(run) == before
+    assert main(resume) == 0
+    assert saved(run)["samples"] >= 1536

@@ -41,7 +41,7 @@ from charctl.awr.config import AWRConfig, build_config, config_to_dict
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.util.errors import CharctlError
-from charctl.util.fileio import atomic_write_bytes, atomic_write_text
+from charctl.util.fileio import DirectoryLock, atomic_write_bytes, atomic_write_text
 
 COLUMNS = ["iteration", "samples", "wall_time", "train_return", "train_normalized_return", "train_episodes",
            "train_episode_length", "test_return", "test_return_std", "test_normalized_return", "test_episode_length",
@@ -260,15 +260,18 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     settings, if the observation and action sizes stay; the best test return then starts again, and the best
     policy so far is kept as NAME-before-iteration-N.pt. Without it, `env_kwargs` must be the saved ones.
     """
-    run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env)
-    try:
-        run.open_rollouts(ray_address)
-        while run.samples < run.config.samples:
-            run.iterate()
-    except KeyboardInterrupt:
-        run.result.interrupted = True
-    finally:
-        run.close()
+    # one process per run directory: taken now if the directory exists, else as soon as the run creates it
+    with DirectoryLock(out_dir, "the run directory") as lock:
+        run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env,
+                   lock)
+        try:
+            run.open_rollouts(ray_address)
+            while run.samples < run.config.samples:
+                run.iterate()
+        except KeyboardInterrupt:
+            run.result.interrupted = True
+        finally:
+            run.close()
     return run.result
 
 
@@ -277,7 +280,7 @@ class _Run:
 
     def __init__(self, env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: Path, resume: bool,
                  dataset: str | Path | None, progress: bool, name: str | None, changes: dict | None,
-                 resumed_env=None):
+                 resumed_env=None, lock: DirectoryLock | None = None):
         self.env_id, self.out_dir = env_id, out_dir
         self.name = name = name or default_name(env_id)
         self.last_path, self.best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
@@ -326,6 +329,8 @@ class _Run:
         self.collection_started = False
 
         out_dir.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            lock.acquire()  # a new run's directory exists from here
         if state is not None and state.get("env_changed") and self.best_path.exists():  # kept, not overwritten
             kept = out_dir / f"{name}-before-iteration-{self.iteration}.pt"
             atomic_write_bytes(kept, self.best_path.read_bytes())
