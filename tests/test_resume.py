@@ -193,11 +193,11 @@ def test_a_run_directory_in_use_by_another_process_is_refused(run, capsys):
     from charctl.util.fileio import DirectoryLock
 
     resume = ["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress", "--samples", "1536"]
-    with DirectoryLock(run, "the run directory"):  # a separate open file: flock refuses it as another process
+    with DirectoryLock(run, "the run directory"):  # a separate open descriptor: flock refuses it as another process
         before = snapshot(run)
         assert main(resume) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and f"{run}: the run directory is in use by process " in err, err
+        assert len(err.splitlines()) == 1 and f"{run}: the run directory is in use by another process" in err, err
         assert snapshot(run) == before
     assert main(resume) == 0
     assert saved(run)["samples"] >= 1536

@@ -59,14 +59,12 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "settings") -> dict:
 
 
 class DirectoryLock:
-    """An exclusive lock on a directory for one process's lifetime (an flock on DIR/.lock, released when the
-    process ends, however it ends): two runs writing one run directory would delete each other's temporaries and
-    interleave their checkpoints."""
-
-    NAME = ".lock"
+    """An exclusive lock on a directory for one process's lifetime: an flock on the directory itself (nothing is
+    written), released when the process ends, however it ends. Two runs writing one run directory would delete
+    each other's temporaries and interleave their checkpoints."""
 
     def __init__(self, directory: str | os.PathLike, what: str):
-        self.directory, self.what, self._file = Path(directory), what, None
+        self.directory, self.what, self._fd = Path(directory), what, None
 
     def acquire(self) -> None:
         """Take the lock if the directory exists and it is not taken yet; refuse if another process holds it."""
@@ -74,27 +72,21 @@ class DirectoryLock:
 
         from charctl.util.errors import CharctlError
 
-        if self._file is not None or not self.directory.is_dir():
+        if self._fd is not None or not self.directory.is_dir():
             return
-        handle = open(self.directory / self.NAME, "a+")
+        fd = os.open(self.directory, os.O_RDONLY)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise CharctlError(f"{self.directory}: {self.what} is in use by {holder}; wait for it to end or "
+            os.close(fd)
+            raise CharctlError(f"{self.directory}: {self.what} is in use by another process; wait for it to end or "
                                "choose another directory") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}\n")
-        handle.flush()
-        self._file = handle
+        self._fd = fd
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing the descriptor releases the flock
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
     def __enter__(self) -> "DirectoryLock":
         self.acquire()
