@@ -100,6 +100,8 @@ class Window:
             return False
         try:
             if not self._conn.poll(timeout):
+                if not self._process.is_alive():  # ended, though its end of the pipe may live on in another process
+                    self.closed = True
                 return False
             kind, payload = self._conn.recv()
         except (EOFError, OSError):
