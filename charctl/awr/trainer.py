@@ -149,10 +149,16 @@ def _env_difference(saved_id: str, saved_kwargs: dict, env_id: str, env_kwargs: 
     for key in ("character", "motion"):
         if saved_kwargs.get(key) != env_kwargs.get(key):
             return f"{saved_kwargs.get(key)} ({key}), not {env_kwargs.get(key)}"
-    flat_saved, flat_wanted = _flatten(saved_kwargs), _flatten(env_kwargs)
+    differences = _flat_differences(saved_kwargs, env_kwargs)
+    shown = "; ".join(f"{k} {old!r}, not {new!r}" for k, old, new in differences[:3])
+    return f"env settings {shown}" + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else "")
+
+
+def _flat_differences(saved: dict, wanted: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, wanted value) for each nested setting that differs, sorted by key."""
+    flat_saved, flat_wanted = _flatten(saved), _flatten(wanted)
     keys = sorted(k for k in flat_saved.keys() | flat_wanted.keys() if flat_saved.get(k) != flat_wanted.get(k))
-    shown = "; ".join(f"{k} {flat_saved.get(k)!r}, not {flat_wanted.get(k)!r}" for k in keys[:3])
-    return f"env settings {shown}" + (f" (and {len(keys) - 3} more)" if len(keys) > 3 else "")
+    return [(k, flat_saved.get(k), flat_wanted.get(k)) for k in keys]
 
 
 def _flatten(mapping: dict, prefix: str = "") -> dict:
@@ -227,9 +233,7 @@ def _same_task(saved: dict, wanted: dict) -> bool:
 
 def _env_changes(saved: dict, wanted: dict) -> list[str]:
     """One note per env setting that differs, as `env.KEY old -> new`."""
-    flat_saved, flat_wanted = _flatten(saved["config"]), _flatten(wanted["config"])
-    keys = sorted(k for k in flat_saved.keys() | flat_wanted.keys() if flat_saved.get(k) != flat_wanted.get(k))
-    return [f"env.{k} {flat_saved.get(k)} -> {flat_wanted.get(k)}" for k in keys]
+    return [f"env.{k} {old} -> {new}" for k, old, new in _flat_differences(saved["config"], wanted["config"])]
 
 
 def clean_stale_temporaries(directory: Path) -> list[Path]:
