@@ -4,7 +4,8 @@ Each variant is trained with each seed in steps to fixed sample marks; at every 
 (its last checkpoint, copied to marks/MARK.pt) is evaluated as `charctl eval` does: deterministic episodes
 from held-out start states, training-only terminations off, normalised return. Seeds advance mark by mark in
 turn, so a run cut short still compares the variants at equal samples. Everything is resumable: a finished
-mark is never redone, a half-trained one continues from its checkpoint.
+mark is never redone, a half-trained one continues from its checkpoint. A variant may change settings at a mark
+(`--from MARK KEY=VALUE`, a curriculum): its runs continue from there with them, as `charctl train --resume --set`.
 
     OUT/VARIANT/variant.yaml           the settings that define the variant
     OUT/VARIANT/sSEED/                 a `charctl train` run directory
@@ -20,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,17 +47,50 @@ class LearnSpec:
     every: int
     episodes: int
     workers: int | None = None
+    switches: dict[int, dict] = field(default_factory=dict)  # from this many samples on, these settings as well
 
     @property
     def marks(self) -> list[int]:
         marks = list(range(self.every, self.samples + 1, self.every))
         return marks if marks and marks[-1] == self.samples else marks + [self.samples]
 
+    def settings_to(self, mark: int) -> dict:
+        """The settings that train the samples up to `mark` from the mark before it: --set, then every switch at
+        or before that earlier mark."""
+        settings = dict(self.overrides)
+        for at in sorted(self.switches):
+            if at < mark:
+                settings.update(self.switches[at])
+        return settings
+
+
+def check_switches(spec: LearnSpec) -> None:
+    """A switch lands on an evaluation mark before the budget, so each mark's training has one set of settings,
+    and its settings are checked before anything trains."""
+    from argparse import Namespace
+
+    from charctl.awr.config import load_config
+    from charctl.awr.trainer import FIXED_ON_RESUME
+    from charctl.commands.train import resolve, split_env_overrides
+
+    for at, settings in spec.switches.items():
+        fixed = sorted(set(settings) & set(FIXED_ON_RESUME))
+        if fixed:
+            raise CharctlError(f"--from {at} {fixed[0]}=...: a run keeps its {fixed[0]} from its start; set it with --set")
+        if at not in spec.marks[:-1]:
+            raise CharctlError(f"--from {at}: settings change at an evaluation mark before --samples "
+                               f"(marks: {', '.join(map(str, spec.marks))})")
+        awr_settings, env_settings = split_env_overrides(spec.settings_to(at + 1))
+        resolve(Namespace(character=spec.character, target=spec.motion), env_settings)
+        load_config(None, None, awr_settings, character=spec.character, motion=spec.motion)
+
 
 def _variant_file(out: Path, spec: LearnSpec) -> None:
     """A variant's settings are fixed by its first run; the same name with other settings is refused."""
     path = out / spec.variant / "variant.yaml"
     wanted = {"character": spec.character, "motion": spec.motion, "set": dict(sorted(spec.overrides.items()))}
+    if spec.switches:  # absent for a variant without switches, so files written before switches existed still match
+        wanted["from"] = {at: dict(sorted(spec.switches[at].items())) for at in sorted(spec.switches)}
     if path.exists():
         saved = yaml.safe_load(path.read_text())
         if saved != wanted:
@@ -73,19 +107,20 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
 
     from charctl.awr.config import load_config
     from charctl.awr.trainer import last_checkpoint_path, train
-    from charctl.commands.train import resolve, split_env_overrides
+    from charctl.commands.train import on_saved_env, resolve, split_env_overrides
 
-    awr_overrides, env_overrides = split_env_overrides(spec.overrides)
+    awr_overrides, env_overrides = split_env_overrides(spec.settings_to(mark))
     env_id, env_kwargs, name = resolve(Namespace(character=spec.character, target=spec.motion), env_overrides)
     overrides = {**awr_overrides, "samples": mark, "seed": seed}
     if spec.workers is not None:
         overrides["num_workers"] = spec.workers
     config = load_config(None, None, overrides, character=env_kwargs["character"], motion=spec.motion)
     last = last_checkpoint_path(run_dir, name)
-    # a resumed run keeps its saved settings: the next mark's budget (and a worker count) is a change to it
-    changes = {key: overrides[key] for key in ("samples", "num_workers") if key in overrides}
+    # a resumed run keeps its saved settings: the next mark's budget, a worker count and the settings of a switch
+    # are changes to it (the variant's other settings are already the saved ones)
+    changes = {key: value for key, value in overrides.items() if key != "seed"}
     result = train(env_id, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name,
-                   changes=changes)
+                   changes=changes, resumed_env=on_saved_env(env_kwargs, env_overrides))
     if result.interrupted:
         raise KeyboardInterrupt
     return last
@@ -119,7 +154,7 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
     from charctl.envs.config import for_evaluation
     from charctl.play.evaluation import cached_reference_pd
 
-    _, env_overrides = split_env_overrides(spec.overrides)
+    _, env_overrides = split_env_overrides(spec.settings_to(spec.samples))  # the env the variant ends in
     if not env_overrides:
         return None
     kwargs = {"character": spec.character, "motion": spec.motion, "config": for_evaluation(env_overrides)}
@@ -127,6 +162,7 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
 
 
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
+    check_switches(spec)
     _variant_file(out, spec)
     variant_baseline(out, spec)
     for mark in spec.marks:

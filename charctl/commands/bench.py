@@ -22,7 +22,9 @@ def register(subparsers) -> None:
                "--set env.sim.physics_hz=120\n"
                "         charctl bench learn dog trot --name default --samples 500000 --seeds 2 --out bench/trot\n"
                "         charctl bench learn dog trot --name pose-term --set env.pose_termination_distance=0.5 "
-               "--samples 500000 --seeds 2 --out bench/trot",
+               "--samples 500000 --seeds 2 --out bench/trot\n"
+               "         charctl bench learn dog trot --name pace-curriculum --set env.clip_speed=0.5 "
+               "--from 200000 env.clip_speed=1 --samples 500000 --every 100000 --out bench/trot",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("what", choices=["env", "learn"], help="what to measure")
@@ -45,6 +47,9 @@ def register(subparsers) -> None:
     learn.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
     learn.add_argument("--episodes", type=int, default=16, help="held-out evaluation episodes per mark (default 16)")
     learn.add_argument("--out", help="folder holding the variants (default bench/CHARACTER_MOTION)")
+    learn.add_argument("--from", nargs=2, action="append", metavar=("MARK", "KEY=VALUE"), dest="switches",
+                       help="a curriculum: from the evaluation mark MARK on, train with KEY=VALUE as well (as "
+                       "charctl train --resume --set does; repeatable)")
     parser.set_defaults(func=run)
 
 
@@ -92,6 +97,19 @@ def run(args) -> int:
     return 0
 
 
+def _switches(pairs: list[list[str]] | None) -> dict[int, dict]:
+    """--from MARK KEY=VALUE pairs, grouped by mark."""
+    from charctl.awr.config import parse_overrides
+    from charctl.util.errors import CharctlError
+
+    switches: dict[int, list[str]] = {}
+    for mark, setting in pairs or []:
+        if not mark.isdigit() or int(mark) < 1:
+            raise CharctlError(f"--from {mark} {setting}: MARK is a sample count, such as 200000")
+        switches.setdefault(int(mark), []).append(setting)
+    return {mark: parse_overrides(settings) for mark, settings in switches.items()}
+
+
 def run_learn(args) -> int:
     from pathlib import Path
 
@@ -115,7 +133,8 @@ def run_learn(args) -> int:
     spec = bench_learn.LearnSpec(character=character.name, motion=args.motion, variant=args.name,
                                  overrides=parse_overrides(args.overrides), seeds=list(range(args.seeds)),
                                  samples=args.samples, every=args.every or max(args.samples // 5, 1),
-                                 episodes=args.episodes, workers=args.workers)
+                                 episodes=args.episodes, workers=args.workers, switches=_switches(args.switches))
+    bench_learn.check_switches(spec)
     base = bench_learn.baseline(out, character.name, args.motion, args.episodes)
     try:
         bench_learn.run_variant(out, spec)
