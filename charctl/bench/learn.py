@@ -65,8 +65,8 @@ class LearnSpec:
 
 
 def check_switches(spec: LearnSpec) -> None:
-    """A switch lands on an evaluation mark before the budget, so each mark's training has one set of settings,
-    and its settings are checked before anything trains."""
+    """A switch lands on an evaluation mark, so each mark's training has one set of settings, and its settings are
+    checked before anything trains."""
     from argparse import Namespace
 
     from charctl.awr.config import load_config
@@ -77,9 +77,9 @@ def check_switches(spec: LearnSpec) -> None:
         fixed = sorted(set(settings) & set(FIXED_ON_RESUME))
         if fixed:
             raise CharctlError(f"--from {at} {fixed[0]}=...: a run keeps its {fixed[0]} from its start; set it with --set")
-        if at not in spec.marks[:-1]:
-            raise CharctlError(f"--from {at}: settings change at an evaluation mark before --samples "
-                               f"(marks: {', '.join(map(str, spec.marks))})")
+        if at not in spec.marks and at % spec.every:  # past --samples it waits for a longer budget
+            raise CharctlError(f"--from {at}: settings change at an evaluation mark, a multiple of --every "
+                               f"{spec.every} (marks: {', '.join(map(str, spec.marks))})")
         awr_settings, env_settings = split_env_overrides(spec.settings_to(at + 1))
         resolve(Namespace(character=spec.character, target=spec.motion), env_settings)
         load_config(None, None, awr_settings, character=spec.character, motion=spec.motion)
