@@ -71,6 +71,37 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     assert clash.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
+def test_a_curriculum_variant_changes_its_settings_at_a_mark(tmp_path):
+    out = tmp_path / "trot"
+    curriculum = ["--set", "env.clip_speed=0.5", "--from", "300", "env.clip_speed=1", "--from", "300",
+                  "actor_lr=5e-5"]
+    first = bench(out, "pace", 600, *curriculum)
+    assert first.returncode == 0, first.stderr
+
+    def trained_with(mark):
+        snapshot = torch.load(out / f"pace/s0/marks/{mark}.pt", weights_only=True)
+        return snapshot["env_kwargs"]["config"]["clip_speed"], snapshot["config"]["actor_lr"]
+
+    # the first mark trained at half the clip's pace, the second went on at its own with the new learning rate
+    assert trained_with(300) == (0.5, 1e-4)
+    assert trained_with(600) == (1.0, 5e-5)
+    changes = (out / "pace/s0/settings_changes.txt").read_text()
+    assert "env.clip_speed 0.5 -> 1.0" in changes and "actor_lr 0.0001 -> 5e-05" in changes
+    # both marks are drawn against the folder's baseline: clip_speed is training only
+    assert [int(r["mark"]) for r in rows(out)] == [300, 600]
+    folder_baseline = json.loads((out / "baseline.json").read_text())["normalized_return"]
+    assert all(float(r["baseline"]) == pytest.approx(folder_baseline, abs=1e-12) for r in rows(out))
+
+    # the switches are part of the variant: a longer budget continues it, other switches are refused
+    longer = bench(out, "pace", 900, *curriculum)
+    assert longer.returncode == 0, longer.stderr
+    assert trained_with(900) == (1.0, 5e-5)
+    assert (out / "pace/s0/settings_changes.txt").read_text().count("clip_speed") == 1  # switched once
+    clash = bench(out, "pace", 900, "--set", "env.clip_speed=0.5", "--from", "600", "env.clip_speed=1")
+    assert clash.returncode == 2 and "variant 'pace' was started with" in clash.stderr
+
+
 def test_the_legend_says_how_many_seeds_each_mark_averages():
     from charctl.bench.learn import variant_label
 

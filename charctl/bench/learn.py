@@ -76,7 +76,8 @@ def check_switches(spec: LearnSpec) -> None:
     for at, settings in spec.switches.items():
         fixed = sorted(set(settings) & set(FIXED_ON_RESUME))
         if fixed:
-            raise CharctlError(f"--from {at} {fixed[0]}=...: a run keeps its {fixed[0]} from its start; set it with --set")
+            raise CharctlError(f"--from {at} {fixed[0]}=...: a run keeps its {fixed[0]} from its start; "
+                               "set it with --set")
         if at not in spec.marks and at % spec.every:  # past --samples it waits for a longer budget
             raise CharctlError(f"--from {at}: settings change at an evaluation mark, a multiple of --every "
                                f"{spec.every} (marks: {', '.join(map(str, spec.marks))})")
