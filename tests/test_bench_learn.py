@@ -73,6 +73,8 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
 
 @pytest.mark.slow
 def test_a_curriculum_variant_changes_its_settings_at_a_mark(tmp_path):
+    from charctl.bench.learn import variant_switches
+
     out = tmp_path / "trot"
     curriculum = ["--set", "env.clip_speed=0.5", "--from", "300", "env.clip_speed=1", "--from", "300",
                   "actor_lr=5e-5"]
@@ -86,6 +88,7 @@ def test_a_curriculum_variant_changes_its_settings_at_a_mark(tmp_path):
     # the first mark trained at half the clip's pace, the second went on at its own with the new learning rate
     assert trained_with(300) == (0.5, 1e-4)
     assert trained_with(600) == (1.0, 5e-5)
+    assert variant_switches(out, "pace") == [300]
     changes = (out / "pace/s0/settings_changes.txt").read_text()
     assert "env.clip_speed 0.5 -> 1.0" in changes and "actor_lr 0.0001 -> 5e-05" in changes
     # both marks are drawn against the folder's baseline: clip_speed is training only
@@ -109,3 +112,5 @@ def test_the_legend_says_how_many_seeds_each_mark_averages():
     assert variant_label("default", both) == "default (mean of 2 seeds per mark)"
     assert variant_label("default", both + [{"mark": 300, "seed": 0}]) == "default (mean of 1-2 seeds per mark)"
     assert variant_label("motors", [{"mark": 100, "seed": 0}]) == "motors (mean of 1 seed per mark)"
+    assert (variant_label("pace", both, [100]) ==
+            "pace (mean of 2 seeds per mark; settings change at 100)")

@@ -222,12 +222,22 @@ def write_table(out: Path, rows: list[dict]) -> Path:
     return path
 
 
-def variant_label(variant: str, rows: list[dict]) -> str:
+def variant_switches(out: Path, variant: str) -> list[int]:
+    """The marks where a curriculum variant's settings change (its variant.yaml's `from`)."""
+    try:
+        saved = yaml.safe_load((out / variant / "variant.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return sorted(int(at) for at in (saved or {}).get("from", {}) or {})
+
+
+def variant_label(variant: str, rows: list[dict], switches: list[int] = ()) -> str:
     """The legend's name for a variant's mean curve: how many seeds each mark averages (a screen cut short has
-    fewer at its last marks)."""
+    fewer at its last marks) and where a curriculum changes its settings (drawn as dotted lines too)."""
     counts = sorted({sum(r["mark"] == m for r in rows) for m in {r["mark"] for r in rows}})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    return f"{variant} (mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per mark)"
+    changes = f"; settings change at {', '.join(f'{at:,}' for at in switches)}" if switches else ""
+    return f"{variant} (mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per mark{changes})"
 
 
 def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
@@ -245,7 +255,11 @@ def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
             ax.plot(*zip(*points), color=color, alpha=0.35, linewidth=1)
         marks = sorted({r["mark"] for r in mine})
         means = [np.mean([r["normalized_return"] for r in mine if r["mark"] == m]) for m in marks]
-        ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3, label=variant_label(variant, mine))
+        switches = variant_switches(out, variant)
+        ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3,
+                label=variant_label(variant, mine, switches))
+        for at in switches:
+            ax.axvline(at, color=color, linestyle=":", linewidth=1, alpha=0.6)
         own = mine[0]["baseline"]
         if own is not None and (base is None or abs(own - base["normalized_return"]) > 1e-9):
             ax.axhline(own, color=color, linestyle=":", linewidth=1, label=f"{variant}: reference PD ({own:.3f})")
