@@ -209,6 +209,12 @@ def test_eval_reference_pd_baseline(capsys):
     assert main(["eval", "--reference", "dog", "trot", "--episodes", "4", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["reference_pd"] and result["fall_rate"] == 1.0  # open loop, the dog falls within a second
+    # every fall is put down to the bodies that touched the ground: none of them the dog's paws
+    causes = result["fall_causes"]
+    assert sum(causes.values()) >= 4 and not set(causes) & {"left_finger", "right_finger", "left_toe", "right_toe"}
+    assert list(causes.values()) == sorted(causes.values(), reverse=True)
+    assert main(["eval", "--reference", "dog", "trot", "--episodes", "4"]) == 0
+    assert "what ended the 4 falls (an episode can count several bodies): " in capsys.readouterr().out
     assert 0.0 < result["normalized_return"] < 0.05
     assert main(["eval", "--episodes", "2"]) == 2
     assert "CHECKPOINT or --reference" in capsys.readouterr().err

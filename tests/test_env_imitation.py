@@ -203,9 +203,30 @@ def test_falls_terminate_and_reward_zero():
         env.reset(seed=3)
         for _ in range(300):
             _, reward, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+            assert "fell_on" in info if info["fell"] else "fell_on" not in info
             if terminated:
                 break
         assert terminated and not truncated and info["fell"] and reward == 0.0
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("task", ["HumanoidSpinkick", "DogTrot"])
+def test_a_fall_names_the_bodies_on_the_ground(task):
+    """The bodies that ended an episode are the ones touching the ground, less those allowed to (feet, paws)."""
+    env = gym.make(f"charctl/{task}-v0").unwrapped
+    try:
+        for seed in range(3):
+            env.reset(seed=seed)
+            while True:
+                *_, terminated, truncated, info = env.step(np.zeros(env.action_space.shape))
+                if terminated or truncated:
+                    break
+            assert terminated and info["fell"]
+            names = [joint.name for joint in env.character.joints]
+            touching = env.sim.ground_contacts()
+            named = sorted(names[i] for i in touching - env.allowed_contacts)
+            assert info["fell_on"] and list(info["fell_on"]) == named
     finally:
         env.close()
 

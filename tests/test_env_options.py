@@ -56,6 +56,17 @@ def test_pose_termination_ends_an_episode_that_strays_but_never_on_its_first_ste
             env.close()
 
 
+def test_an_evaluation_puts_episodes_that_stray_down_to_pose_termination():
+    from charctl.play.evaluation import evaluate_reference_pd
+
+    env = make("DogTrot", pose_termination_distance=0.0)
+    try:
+        summary = evaluate_reference_pd(env, episodes=3).summary()
+    finally:
+        env.close()
+    assert summary["fall_rate"] == 1.0 and summary["fall_causes"] == {"strayed": 3}
+
+
 def test_pose_termination_ends_the_reference_pd_baseline_sooner_the_tighter_it_is():
     lengths = {}
     for distance in (None, 0.5, 0.2):

@@ -131,6 +131,10 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
             ratio = pace["speed"] / pace["reference_speed"] if pace["reference_speed"] > 0 else float("nan")
             print(f"pace (centre of mass, horizontal, mean per step): {pace['speed']:.2f} m/s, the reference "
                   f"{pace['reference_speed']:.2f} m/s ({ratio:.2f}x)")
+        falls = round(summary["fall_rate"] * summary["episodes"])
+        if summary.get("fall_causes"):
+            causes = ", ".join(f"{cause} {count}" for cause, count in summary["fall_causes"].items())
+            print(f"what ended the {falls} falls (an episode can count several bodies): {causes}")
     if "baseline" in summary:
         base, comp = summary["baseline"], summary["comparison"]
         low, high = comp["gain_ci95"]

@@ -169,7 +169,8 @@ class ImitationEnv(gym.Env):
         to_heading = rot.heading_matrix(state.root_rot)  # shared by the reward and the observation
         sim_features, ref_features = reward_features(self.character, state, to_heading), self.track.features(self.time)
         terms = feature_terms(self.character, sim_features, ref_features, self.config.reward)
-        fell = bool(self.sim.ground_contacts() - self.allowed_contacts)
+        touching = self.sim.ground_contacts() - self.allowed_contacts
+        fell = bool(touching)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
         strayed = not fell and self._strayed(sim_features, ref_features)
         truncated = not fell and not strayed and self.time - self.start_time >= self.config.time_limit - 1e-9
@@ -178,6 +179,8 @@ class ImitationEnv(gym.Env):
         # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
         info.update(time=self.time, phase=phase, fell=fell, strayed=strayed,
                     speed=math.hypot(*sim_features.com_vel[:2]), reference_speed=math.hypot(*ref_features.com_vel[:2]))
+        if fell:  # which bodies ended it: what a policy has to learn to keep off the ground
+            info["fell_on"] = tuple(sorted(self.character.joints[i].name for i in touching))
         return self._observation(state, to_heading, phase), float(reward), fell or strayed, bool(truncated), info
 
     def _strayed(self, sim: RewardFeatures, ref: RewardFeatures) -> bool:

@@ -25,6 +25,9 @@ class EvalResult:
     fell: list[bool] = field(default_factory=list)
     term_sums: dict[str, float] = field(default_factory=dict)  # reward terms summed over all steps
     speed_sums: dict[str, float] = field(default_factory=dict)  # COM speeds (character, reference) summed
+    # what ended the episodes that did not last: a body on the ground (each once per episode), "strayed" (pose
+    # termination), or the env's failure flag (a non-finite action, a blown-up simulation)
+    fall_causes: dict[str, int] = field(default_factory=dict)
     steps: int = 0
     horizon: int | None = None
 
@@ -39,6 +42,7 @@ class EvalResult:
                        reward_terms={k: v / max(self.steps, 1) for k, v in sorted(self.term_sums.items())})
             if self.speed_sums:
                 out["pace"] = {k: v / max(self.steps, 1) for k, v in sorted(self.speed_sums.items())}
+            out["fall_causes"] = dict(sorted(self.fall_causes.items(), key=lambda item: (-item[1], item[0])))
         return out
 
 
@@ -103,6 +107,9 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
                     result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
             if terminated or truncated:
                 fell = bool(terminated)
+                if fell:
+                    for cause in _fall_causes(info):
+                        result.fall_causes[cause] = result.fall_causes.get(cause, 0) + 1
                 break
         result.returns.append(total)
         result.lengths.append(length)
@@ -111,6 +118,13 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
         if progress is not None:
             progress(j + 1)
     return result
+
+
+def _fall_causes(info: dict) -> list[str]:
+    """What ended an episode early, from its last step's info (nothing for a task that does not say)."""
+    causes = list(info.get("fell_on", ()))
+    causes += [flag for flag in ("strayed", "invalid_action", "sim_failure") if info.get(flag)]
+    return causes
 
 
 def paired_comparison(policy: EvalResult, baseline: EvalResult) -> dict:
