@@ -213,6 +213,7 @@ def test_eval_reference_pd_baseline(capsys):
     causes = result["fall_causes"]
     assert sum(causes.values()) >= 4 and not set(causes) & {"left_finger", "right_finger", "left_toe", "right_toe"}
     assert list(causes.values()) == sorted(causes.values(), reverse=True)
+    assert len(result["falls_per_tenth_of_clip"]) == 10 and sum(result["falls_per_tenth_of_clip"]) == 4
     assert main(["eval", "--reference", "dog", "trot", "--episodes", "4"]) == 0
     assert "what ended the 4 falls (an episode can count several bodies): " in capsys.readouterr().out
     assert 0.0 < result["normalized_return"] < 0.05

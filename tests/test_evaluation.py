@@ -1,4 +1,5 @@
-"""The paired policy-against-baseline comparison of `charctl eval --baseline`, on numbers worked by hand."""
+"""Evaluation summaries: the paired policy-against-baseline comparison of `charctl eval --baseline` and the
+fall counts, on numbers worked by hand."""
 
 import pytest
 
@@ -30,3 +31,13 @@ def test_unpaired_results_are_refused():
         paired_comparison(result([1, 2]), result([1, 2, 3]))
     with pytest.raises(ValueError, match="same episodes"):
         paired_comparison(result([1, 2], horizon=None), result([1, 2], horizon=None))
+
+
+def test_falls_are_counted_by_cause_and_by_tenth_of_the_clip():
+    falls = result([1, 2, 3, 4])
+    falls.fall_causes = {"head": 1, "left_hand": 3, "strayed": 1}
+    falls.fall_phases = [0.05, 0.95, 0.999, 0.5]
+    summary = falls.summary()
+    assert list(summary["fall_causes"].items()) == [("left_hand", 3), ("head", 1), ("strayed", 1)]  # most first
+    assert summary["falls_per_tenth_of_clip"] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert "falls_per_tenth_of_clip" not in result([1, 2]).summary()  # no phase known: no row

@@ -135,6 +135,9 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
         if summary.get("fall_causes"):
             causes = ", ".join(f"{cause} {count}" for cause, count in summary["fall_causes"].items())
             print(f"what ended the {falls} falls (an episode can count several bodies): {causes}")
+        if summary.get("falls_per_tenth_of_clip"):
+            counts = " ".join(str(n) for n in summary["falls_per_tenth_of_clip"])
+            print(f"falls per tenth of the clip's cycle (phase 0-0.1, ..., 0.9-1): {counts}")
     if "baseline" in summary:
         base, comp = summary["baseline"], summary["comparison"]
         low, high = comp["gain_ci95"]

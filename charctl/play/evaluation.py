@@ -28,6 +28,7 @@ class EvalResult:
     # what ended the episodes that did not last: a body on the ground (each once per episode), "strayed" (pose
     # termination), or the env's failure flag (a non-finite action, a blown-up simulation)
     fall_causes: dict[str, int] = field(default_factory=dict)
+    fall_phases: list[float] = field(default_factory=list)  # the clip's phase (0-1) when each of them ended
     steps: int = 0
     horizon: int | None = None
 
@@ -43,6 +44,9 @@ class EvalResult:
             if self.speed_sums:
                 out["pace"] = {k: v / max(self.steps, 1) for k, v in sorted(self.speed_sums.items())}
             out["fall_causes"] = dict(sorted(self.fall_causes.items(), key=lambda item: (-item[1], item[0])))
+            if self.fall_phases:  # where in the clip the falls come: counts per tenth of its cycle
+                tenths = np.minimum((np.asarray(self.fall_phases) * 10).astype(int), 9)
+                out["falls_per_tenth_of_clip"] = np.bincount(tenths, minlength=10).tolist()
         return out
 
 
@@ -110,6 +114,8 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
                 if fell:
                     for cause in _fall_causes(info):
                         result.fall_causes[cause] = result.fall_causes.get(cause, 0) + 1
+                    if "phase" in info:
+                        result.fall_phases.append(float(info["phase"]))
                 break
         result.returns.append(total)
         result.lengths.append(length)
