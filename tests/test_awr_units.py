@@ -350,10 +350,13 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(CharctlError, match=r"--set: returns: expected one of td_lambda, monte_carlo, got 'n_step'"):
         load_config(None, None, {"returns": "n_step"})
     assert load_config(None, None, parse_overrides(["temperature=1", "value_scale=null"])).temperature == 1.0
-    # a command line's 5e-5 is a number, though YAML 1.1 wants a dot in it; a name stays a name
-    assert parse_overrides(["actor_lr=5e-5", "critic_lr=1E+2", "returns=e5"]) == {
-        "actor_lr": 5e-5, "critic_lr": 100.0, "returns": "e5"}
-    assert load_config(None, None, parse_overrides(["actor_lr=5e-5"])).actor_lr == 5e-5
+    # 5e-5 is a number for a float setting, on a command line and in a file, though YAML 1.1 wants a dot in it
+    assert load_config(None, None, parse_overrides(["actor_lr=5e-5", "critic_lr=1E+2"])).actor_lr == 5e-5
+    assert load_config(None, None, parse_overrides(["critic_lr=1E+2"])).critic_lr == 100.0
+    bad.write_text("actor_lr: 5e-5\n")
+    assert load_config(None, bad).actor_lr == 5e-5
+    with pytest.raises(CharctlError, match=r"--set: returns: expected one of td_lambda, monte_carlo, got '5e-5'"):
+        load_config(None, None, parse_overrides(["returns=5e-5"]))  # not a float setting: the text stays text
 
 
 def test_unsupported_action_spaces_are_one_line_errors():

@@ -9,7 +9,6 @@ wrong type are a `CharctlError` naming the file (or `--set`) and the key. The al
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,22 +99,17 @@ def read_yaml(path: Path) -> dict:
     return _checked(data, path)  # name the file and key here: merged values lose their origin
 
 
-# YAML 1.1 (PyYAML) reads 5e-5 as a string: it wants a dot in a float's mantissa; on a command line it is a number
-EXPONENT_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
-
-
 def parse_overrides(items: list[str] | None) -> dict:
-    """`--set key=value` pairs; values are YAML (so 0.1, true, null, [64, 64] work), and 5e-5 is a float too."""
+    """`--set key=value` pairs; values are YAML (so 0.1, true, null, [64, 64] work)."""
     values = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise CharctlError(f"--set {item}: expected key=value")
         try:
-            value = yaml.safe_load(text)
+            values[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError:
             raise CharctlError(f"--set {item}: value is not valid YAML") from None
-        values[key.strip()] = float(value) if isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value) else value
     return values
 
 

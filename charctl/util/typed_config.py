@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 
 from charctl.util.errors import CharctlError
 
+# PyYAML (YAML 1.1) reads 5e-5 as a string, wanting a dot in a float's mantissa; for a float setting it is a number
+EXPONENT_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
 
 def check_type(value, annotation, where: str):
-    """`value` for a field annotated `annotation` (ints accepted for floats, converted), or a CharctlError
+    """`value` for a field annotated `annotation` (ints and 5e-5 accepted for floats, converted), or a CharctlError
     naming `where`. Handles bool, int, float, str, dict, Literal[...], list[X] of any of them and `X | None`."""
     options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
         else (annotation,)
@@ -25,6 +29,8 @@ def check_type(value, annotation, where: str):
             return value
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
+        if option is float and isinstance(value, str) and EXPONENT_FLOAT.fullmatch(value):
+            return float(value)
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):  # .inf or .nan in YAML: never a usable setting
                 raise CharctlError(f"{where}: expected a finite number, got {value!r}")
