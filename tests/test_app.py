@@ -216,6 +216,14 @@ def test_eval_reference_pd_baseline(capsys):
     assert len(result["falls_per_tenth_of_clip"]) == 10 and sum(result["falls_per_tenth_of_clip"]) == 4
     assert main(["eval", "--reference", "dog", "trot", "--episodes", "4"]) == 0
     assert "what ended the 4 falls (an episode can count several bodies): " in capsys.readouterr().out
+    # pose termination is training only: evaluation turns it off unless asked to keep it (--as-trained)
+    strict = ["eval", "--reference", "dog", "trot", "--episodes", "2", "--json", "--set",
+              "env.pose_termination_distance=0"]
+    assert main(strict) == 0
+    assert "strayed" not in json.loads(capsys.readouterr().out)["fall_causes"]
+    assert main([*strict, "--as-trained"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert kept["fall_causes"] == {"strayed": 2} and kept["mean_length"] == 2 and kept["as_trained"]
     assert 0.0 < result["normalized_return"] < 0.05
     assert main(["eval", "--episodes", "2"]) == 2
     assert "CHECKPOINT or --reference" in capsys.readouterr().err

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
                "         charctl eval --reference dog trot --episodes 32    # the no-policy baseline\n"
                "         charctl eval --reference humanoid spinkick --set env.sim.controller=stable_pd "
                "--set env.sim.physics_hz=240\n"
-               "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start",
+               "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start\n"
+               "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
@@ -29,6 +30,10 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="also run the reference-PD baseline from the same start states and compare the two "
                              "episode by episode (imitation checkpoints)")
+    parser.add_argument("--as-trained", action="store_true",
+                        help="imitation: keep the training-only env settings (clip_speed, "
+                        "pose_termination_distance) that evaluation turns off, to see the policy in the task it "
+                        "trained on; with --reference, the --set env settings as given")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
@@ -85,9 +90,9 @@ def _open(args):
         load_clip(character, motion)
         kwargs = {"character": character.name, "motion": motion}
         if env_settings:  # as a policy is evaluated
-            kwargs["config"] = for_evaluation(env_settings)
+            kwargs["config"] = env_settings if args.as_trained else for_evaluation(env_settings)
         env = make_env("charctl/Imitate-v0", kwargs)
-        header = {"reference_pd": True, **kwargs}
+        header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained}
         return env, f"{character.name}_{motion}", header, None
     from charctl.play.policy_file import open_policy
 
@@ -95,8 +100,8 @@ def _open(args):
     if args.baseline and not task.is_imitation:
         raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
-              "deterministic": not args.stochastic}
-    return task.make_env(), task.name, header, task
+              "deterministic": not args.stochastic, "as_trained": args.as_trained}
+    return task.make_env(evaluation=not args.as_trained), task.name, header, task
 
 
 def _evaluate(args, env, task, name):
