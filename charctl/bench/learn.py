@@ -49,6 +49,9 @@ class LearnSpec:
     workers: int | None = None
     switches: dict[int, dict] = field(default_factory=dict)  # from this many samples on, these settings as well
 
+    def __post_init__(self):
+        _check_switches(self)
+
     @property
     def marks(self) -> list[int]:
         marks = list(range(self.every, self.samples + 1, self.every))
@@ -64,7 +67,7 @@ class LearnSpec:
         return settings
 
 
-def check_switches(spec: LearnSpec) -> None:
+def _check_switches(spec: LearnSpec) -> None:
     """A switch lands on an evaluation mark, so each mark's training has one set of settings, and its settings are
     checked before anything trains."""
     from argparse import Namespace
@@ -163,7 +166,6 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
 
 
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
-    check_switches(spec)
     _variant_file(out, spec)
     variant_baseline(out, spec)
     for mark in spec.marks:

@@ -134,7 +134,6 @@ def run_learn(args) -> int:
                                  overrides=parse_overrides(args.overrides), seeds=list(range(args.seeds)),
                                  samples=args.samples, every=args.every or max(args.samples // 5, 1),
                                  episodes=args.episodes, workers=args.workers, switches=_switches(args.switches))
-    bench_learn.check_switches(spec)
     base = bench_learn.baseline(out, character.name, args.motion, args.episodes)
     try:
         bench_learn.run_variant(out, spec)

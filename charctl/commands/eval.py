@@ -136,8 +136,8 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
             ratio = pace["speed"] / pace["reference_speed"] if pace["reference_speed"] > 0 else float("nan")
             print(f"pace (centre of mass, horizontal, mean per step): {pace['speed']:.2f} m/s, the reference "
                   f"{pace['reference_speed']:.2f} m/s ({ratio:.2f}x)")
-        falls = round(summary["fall_rate"] * summary["episodes"])
         if summary.get("fall_causes"):
+            falls = round(summary["fall_rate"] * summary["episodes"])
             causes = ", ".join(f"{cause} {count}" for cause, count in summary["fall_causes"].items())
             print(f"what ended the {falls} falls (an episode can count several bodies): {causes}")
         if summary.get("falls_per_tenth_of_clip"):
