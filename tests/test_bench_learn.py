@@ -114,3 +114,22 @@ def test_the_legend_says_how_many_seeds_each_mark_averages():
     assert variant_label("motors", [{"mark": 100, "seed": 0}]) == "motors (mean of 1 seed per mark)"
     assert (variant_label("pace", both, [100]) ==
             "pace (mean of 2 seeds per mark; settings change at 100)")
+
+
+def test_each_mark_carries_the_speed_of_the_samples_behind_it(tmp_path):
+    from charctl.bench.learn import collect_rows
+
+    run = tmp_path / "trot" / "fast" / "s0"
+    (run / "marks").mkdir(parents=True)
+    for mark in (100, 200):
+        (run / "marks" / f"{mark}.json").write_text(json.dumps(
+            {"samples": mark + 3, "normalized_return": 0.02, "normalized_return_std": 0.01, "mean_length": 20.0,
+             "fall_rate": 1.0}))
+    # iterations up to 100 samples ran at 10-30 samples/s, the ones past it at 100-300; a resumed iteration's row
+    # may lack the speed
+    progress = "iteration,samples,samples_per_second\n0,40,10\n1,80,30\n2,103,20\n3,150,100\n4,170,\n5,203,300\n"
+    (run / "progress.csv").write_text(progress)
+    speeds = {int(r["mark"]): r["samples_per_second"] for r in collect_rows(tmp_path / "trot")}
+    assert speeds == {100: 20.0, 200: 200.0}
+    (run / "progress.csv").unlink()  # a run without its log still lists its marks
+    assert [r["samples_per_second"] for r in collect_rows(tmp_path / "trot")] == [None, None]

@@ -32,7 +32,8 @@ from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
 CSV_COLUMNS = ("variant", "seed", "mark", "samples", "normalized_return", "normalized_return_std", "mean_length",
-               "fall_rate", "pose", "velocity", "end_effector", "root", "com", "speed", "reference_speed", "baseline")
+               "fall_rate", "pose", "velocity", "end_effector", "root", "com", "speed", "reference_speed", "baseline",
+               "samples_per_second")
 TERM_COLUMNS = ("pose", "velocity", "end_effector", "root", "com")
 
 
@@ -195,11 +196,33 @@ def _baseline_return(path: Path) -> float | None:
         return None  # not measured yet (or unreadable): the next run of the variant measures it
 
 
+def _segment_speeds(run_dir: Path, reached: dict[int, int]) -> dict[int, float]:
+    """The median of progress.csv's samples_per_second over the iterations that trained each mark's samples (`reached`:
+    mark -> the samples its policy had; those past the mark before it): the speed behind that mark's return."""
+    try:
+        with open(run_dir / "progress.csv", newline="") as f:
+            progress = [(int(row["samples"]), float(row["samples_per_second"])) for row in csv.DictReader(f)
+                        if row.get("samples_per_second")]
+    except (OSError, ValueError, KeyError):
+        return {}
+    speeds, previous = {}, 0
+    for mark, samples in sorted(reached.items()):
+        segment = [speed for done, speed in progress if previous < done <= samples]
+        if segment:
+            speeds[mark] = float(np.median(segment))
+        previous = samples
+    return speeds
+
+
 def collect_rows(out: Path) -> list[dict]:
-    """Every evaluated mark in OUT, with the baseline that applies to its variant (its own, else the folder's)."""
+    """Every evaluated mark in OUT, with the baseline that applies to its variant (its own, else the folder's), and
+    the training speed of the samples behind it."""
     rows, folder_baseline = [], _baseline_return(out / "baseline.json")
-    for result in sorted(out.glob("*/s*/marks/*.json")):
-        summary = json.loads(result.read_text())
+    summaries = {result: json.loads(result.read_text()) for result in sorted(out.glob("*/s*/marks/*.json"))}
+    speeds = {run_dir: _segment_speeds(run_dir, {int(r.stem): summaries[r]["samples"] for r in summaries
+                                                 if r.parents[1] == run_dir})
+              for run_dir in {r.parents[1] for r in summaries}}
+    for result, summary in summaries.items():
         terms = summary.get("reward_terms", {})
         variant_dir = result.parents[2]
         own = _baseline_return(variant_dir / "baseline.json")
@@ -209,7 +232,8 @@ def collect_rows(out: Path) -> list[dict]:
                      "normalized_return_std": summary["normalized_return_std"], "mean_length": summary["mean_length"],
                      "fall_rate": summary["fall_rate"], **{k: terms.get(k) for k in TERM_COLUMNS},
                      **{k: summary.get("pace", {}).get(k) for k in ("speed", "reference_speed")},
-                     "baseline": own if own is not None else folder_baseline})
+                     "baseline": own if own is not None else folder_baseline,
+                     "samples_per_second": speeds[result.parents[1]].get(int(result.stem))})
     rows.sort(key=lambda r: (r["variant"], r["mark"], r["seed"]))
     return rows
 

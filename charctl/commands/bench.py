@@ -15,8 +15,9 @@ def register(subparsers) -> None:
         "(humanoid clips), and samples/s with worker processes; --set env.KEY=VALUE changes an env setting. "
         "learn: trains a variant (--name, its settings with --set) with each seed to fixed sample marks, "
         "evaluates the policy at every mark on held-out starts as `charctl eval` does, and writes OUT/learn.csv and "
-        "OUT/learn.png with every variant in OUT beside the no-policy baseline. Rerun the same command to continue "
-        "after an interruption: finished marks are kept.",
+        "OUT/learn.png with every variant in OUT beside the no-policy baseline (learn.csv also has each mark's "
+        "training speed, the median samples/s of the iterations since the mark before). Rerun the same command "
+        "to continue after an interruption: finished marks are kept.",
         epilog="example: charctl bench env humanoid spinkick --seconds 5 --workers 2 --peer\n"
                "         charctl bench env humanoid spinkick --workers 2 --set env.sim.controller=motors "
                "--set env.sim.physics_hz=120\n"
