@@ -30,7 +30,7 @@ def reference_pd_episode(env, seed: int) -> list[dict]:
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
 def test_options_keep_the_env_conformant(task):
     env = make(task, pose_termination_distance=0.5, reference_ahead=[1, 2, 3], observe_phase=False,
-               observe_world_root_rotation=True)
+               observe_world_root=True)
     try:
         check_env(env, skip_render_check=True)
         joints, effectors = env.character.num_joints, len(env.character.end_effectors)
@@ -130,8 +130,8 @@ def test_observe_phase_false_drops_exactly_the_phase():
 
 
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
-def test_observe_world_root_rotation_shows_the_heading_in_exactly_the_root_s_rotation(task):
-    heading_only, world = make(task, observe_world_root_rotation=False), make(task, observe_world_root_rotation=True)
+def test_observe_world_root_shows_the_heading_in_exactly_the_root_s_rotation_and_velocities(task):
+    heading_only, world = make(task, observe_world_root=False), make(task, observe_world_root=True)
     try:
         for seed in (0, 5):
             a, _ = heading_only.reset(seed=seed)
@@ -139,13 +139,15 @@ def test_observe_world_root_rotation_shows_the_heading_in_exactly_the_root_s_rot
             for _ in range(3):  # off the reference's start pose, the root turned by the simulation
                 a, *_ = heading_only.step(np.full(heading_only.action_space.shape, 0.3))
                 b, *_ = world.step(np.full(world.action_space.shape, 0.3))
-            axes = rot.quat_to_matrix(world.sim.state().root_rot)
-            root = slice(5, 11)  # after the phase, the root height and the root's own relative COM
-            np.testing.assert_allclose(b[root], np.concatenate([axes[:, 0], axes[:, 1]]), atol=1e-6)
-            np.testing.assert_allclose(a[root], (heading_matrix(world.sim.state().root_rot) @ axes[:, :2]).T.ravel(),
-                                       atol=1e-6)  # the same rotation, seen from the heading frame
+            state = world.sim.state()
+            axes = rot.quat_to_matrix(state.root_rot)
+            in_world = np.concatenate([axes[:, 0], axes[:, 1], state.com_vel[0], state.ang_vel[0]])
+            root = slice(5, 17)  # after the phase, the root height and the root's own relative COM
+            np.testing.assert_allclose(b[root], in_world, atol=1e-5)
+            to_heading = heading_matrix(state.root_rot)  # the same vectors, seen from the heading frame
+            np.testing.assert_allclose(a[root], (in_world.reshape(4, 3) @ to_heading.T).ravel(), atol=1e-5)
             # the root faces off the world's x axis here, so the two observations differ
-            assert abs(rot.heading(world.sim.state().root_rot)) > 0.05 and not np.allclose(a[root], b[root], atol=1e-3)
+            assert abs(rot.heading(state.root_rot)) > 0.05 and not np.allclose(a[root], b[root], atol=1e-3)
             rest = np.ones(a.shape, bool)
             rest[root] = False
             np.testing.assert_array_equal(a[rest], b[rest])

@@ -51,8 +51,8 @@ class EnvConfig:
     # slower first stage of a pace curriculum, then `--resume --set env.clip_speed=1`). Training only: evaluation
     # plays the clip as it is
     observe_phase: bool = True  # the clip's phase in [0, 1) as the first observation
-    observe_world_root_rotation: bool = False  # the root's rotation in world axes rather than its heading frame, so
-    # the policy sees its heading (DeepMimic's RecordWorldRootRot, on where the reference's heading is not synced)
+    observe_world_root: bool = False  # the root body's rotation and velocities in world axes rather than its heading
+    # frame, so the policy sees its heading (DeepMimic's RecordWorldRootRot, where the reference heading is not synced)
     reference_ahead: list[int] = ranged(default_factory=list, ge=0)  # also observe the reference this many
     # control steps ahead (MimicKit: [1, 2, 3]): its root offset and rotation, joint rotations and end effectors
     sim: SimConfig = field(default_factory=SimConfig)

@@ -7,8 +7,8 @@ reference pose: a zero action is the reference-PD baseline. The offset is clippe
 clips leave some joints' limits).
 Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's heading frame:
   [phase, root height, per body: COM position relative to the root (3), rotation as tangent + normal
-  (6), COM linear velocity (3), angular velocity (3)]. `observe_world_root_rotation: true` gives the root's
-  rotation in world axes instead (the heading shows); `observe_phase: false` drops the phase;
+  (6), COM linear velocity (3), angular velocity (3)]. `observe_world_root: true` gives the root's rotation and
+  velocities in world axes instead (the heading shows); `observe_phase: false` drops the phase;
   `reference_ahead: [1, 2, 3]` appends, for the reference that many control steps ahead (MimicKit's target
   observations): its root position relative to the simulated root (3) and its root rotation (6), its joints'
   local rotations (6 each, root excluded) and its end effectors relative to the simulated root (3 each).
@@ -220,8 +220,8 @@ class ImitationEnv(gym.Env):
         obs[start] = state.root_pos[2]
         body = world.size
         obs[start + 1:start + 1 + body] = (world @ to_heading.T).ravel()
-        if self.config.observe_world_root_rotation:  # the root's x and y axes as they are in the world
-            obs[start + 4:start + 10] = axes[0, :, :2].T.ravel()
+        if self.config.observe_world_root:  # the root's axes and velocities as they are in the world
+            obs[start + 4:start + 16] = world[0, 1:].ravel()
         start += 1 + body
         for k in self.config.reference_ahead:
             obs[start:start + self._ahead_size] = self._reference_ahead(state, to_heading, k)
