@@ -32,6 +32,7 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     at_600 = json.loads((out / "plain/s0/marks/600.json").read_text())
     assert at_600["samples"] >= 600 and at_600["episodes"] == 1 and 0.0 < at_600["normalized_return"] <= 1.0
     assert 2.0 < float(rows(out)[1]["reference_speed"]) < 2.8  # the pace columns: the trot clip's ~2.4 m/s
+    assert 0.0 <= float(rows(out)[1]["heading_error_degrees"]) < 90.0
     assert (out / "learn.png").stat().st_size > 0 and (out / "baseline.json").exists()
     # a mark keeps the policy of that moment, not the replay buffer only a resume needs
     snapshot = torch.load(out / "plain/s0/marks/600.pt", weights_only=True)

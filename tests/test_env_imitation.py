@@ -373,3 +373,22 @@ def test_pace_is_the_reference_s_right_after_a_start_and_falls_behind_open_loop(
     assert 2.0 < first[1] < 2.8
     assert first[0] == pytest.approx(first[1], rel=0.15)
     assert last[0] < 0.6 * last[1]
+
+
+def test_the_heading_error_is_zero_on_the_reference_and_reads_back_a_turned_reference():
+    """The step info's `heading_error`: the character's heading minus the reference's (radians, wrapped). A start
+    copies the reference, so the first step is on its heading; a reference turned by 0.5 rad about the vertical
+    reads as -0.5, and a half turn wraps."""
+    env = gym.make("charctl/HumanoidSpinkick-v0").unwrapped
+    try:
+        for seed in (0, 3):
+            env.reset(seed=seed)
+            *_, info = env.step(np.zeros(env.action_space.shape))
+            assert abs(info["heading_error"]) < np.radians(2)
+        for turn, expected in ((0.5, -0.5), (np.pi - 0.1, -np.pi + 0.1)):
+            env.reset(seed=0)
+            env.track.move(rot.z_rotation(turn), np.zeros(3))  # the reference turned about the world origin
+            *_, info = env.step(np.zeros(env.action_space.shape))
+            assert info["heading_error"] == pytest.approx(expected, abs=np.radians(2))
+    finally:
+        env.close()

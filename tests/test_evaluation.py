@@ -1,6 +1,8 @@
 """Evaluation summaries: the paired policy-against-baseline comparison of `charctl eval --baseline` and the
 fall counts, on numbers worked by hand."""
 
+import math
+
 import pytest
 
 from charctl.play.evaluation import EvalResult, paired_comparison
@@ -41,3 +43,25 @@ def test_falls_are_counted_by_cause_and_by_tenth_of_the_clip():
     assert list(summary["fall_causes"].items()) == [("left_hand", 3), ("head", 1), ("strayed", 1)]  # most first
     assert summary["falls_per_tenth_of_clip"] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]
     assert "falls_per_tenth_of_clip" not in result([1, 2]).summary()  # no phase known: no row
+
+
+def test_the_heading_error_is_the_mean_absolute_angle_per_step_in_degrees():
+    from charctl.play.evaluation import _run_episodes
+
+    class TwoSteps:  # each episode: one step 0.2 rad left of the reference, one 0.4 rad right, then the time limit
+        unwrapped = None
+
+        def reset(self, seed):
+            self.left = 2
+            return 0.0, {}
+
+        def step(self, obs):
+            self.left -= 1
+            return 0.0, 0.5, False, self.left == 0, {"heading_error": 0.2 if self.left else -0.4}
+
+    env = TwoSteps()
+    env.unwrapped = env
+    env.config = type("Config", (), {"horizon": 2})()
+    summary = _run_episodes(env, env.step, episodes=3, seed=0, progress=None).summary()
+    assert summary["heading_error_degrees"] == pytest.approx(math.degrees(0.3))
+    assert "heading_error_degrees" not in result([1, 2]).summary()  # a task that does not say has no row

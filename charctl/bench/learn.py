@@ -32,8 +32,8 @@ from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
 CSV_COLUMNS = ("variant", "seed", "mark", "samples", "normalized_return", "normalized_return_std", "mean_length",
-               "fall_rate", "pose", "velocity", "end_effector", "root", "com", "speed", "reference_speed", "baseline",
-               "samples_per_second")
+               "fall_rate", "pose", "velocity", "end_effector", "root", "com", "speed", "reference_speed",
+               "heading_error_degrees", "baseline", "samples_per_second")
 TERM_COLUMNS = ("pose", "velocity", "end_effector", "root", "com")
 
 
@@ -232,6 +232,7 @@ def collect_rows(out: Path) -> list[dict]:
                      "normalized_return_std": summary["normalized_return_std"], "mean_length": summary["mean_length"],
                      "fall_rate": summary["fall_rate"], **{k: terms.get(k) for k in TERM_COLUMNS},
                      **{k: summary.get("pace", {}).get(k) for k in ("speed", "reference_speed")},
+                     "heading_error_degrees": summary.get("heading_error_degrees"),
                      "baseline": own if own is not None else folder_baseline,
                      "samples_per_second": speeds[result.parents[1]].get(int(result.stem))})
     rows.sort(key=lambda r: (r["variant"], r["mark"], r["seed"]))

@@ -136,6 +136,9 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
             ratio = pace["speed"] / pace["reference_speed"] if pace["reference_speed"] > 0 else float("nan")
             print(f"pace (centre of mass, horizontal, mean per step): {pace['speed']:.2f} m/s, the reference "
                   f"{pace['reference_speed']:.2f} m/s ({ratio:.2f}x)")
+        if "heading_error_degrees" in summary:
+            print(f"heading (the root's against the reference's, mean per step): "
+                  f"{summary['heading_error_degrees']:.1f} degrees off")
         if summary.get("fall_causes"):
             falls = round(summary["fall_rate"] * summary["episodes"])
             causes = ", ".join(f"{cause} {count}" for cause, count in summary["fall_causes"].items())

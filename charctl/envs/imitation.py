@@ -179,10 +179,18 @@ class ImitationEnv(gym.Env):
         info = {f"reward_{k}": terms[k] for k in TERMS}
         # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
         info.update(time=self.time, phase=phase, fell=fell, strayed=strayed,
-                    speed=math.hypot(*sim_features.com_vel[:2]), reference_speed=math.hypot(*ref_features.com_vel[:2]))
+                    speed=math.hypot(*sim_features.com_vel[:2]), reference_speed=math.hypot(*ref_features.com_vel[:2]),
+                    heading_error=self._heading_error(to_heading, ref_features))
         if fell:  # which bodies ended it: what a policy has to learn to keep off the ground
             info["fell_on"] = tuple(sorted(self.character.joints[i].name for i in touching))
         return self._observation(state, to_heading, phase), float(reward), fell or strayed, bool(truncated), info
+
+    @staticmethod
+    def _heading_error(to_heading: np.ndarray, ref: RewardFeatures) -> float:
+        """The character's heading minus the reference's, in radians within [-pi, pi): how far it has turned off
+        the clip's direction (the pose and root rewards count it)."""
+        error = math.atan2(to_heading[0, 1], to_heading[0, 0]) - float(rot.heading(ref.rot[0]))
+        return (error + math.pi) % (2 * math.pi) - math.pi
 
     def _strayed(self, sim: RewardFeatures, ref: RewardFeatures) -> bool:
         """Pose termination: a body further than the configured distance from the reference's, after the first

@@ -1,4 +1,4 @@
-"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms, pace and fall rate.
+"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms, pace, heading error and fall rate.
 
 Normalised return (imitation tasks) = sum of rewards / horizon, the horizon being a full episode's control
 steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps score 0.
@@ -7,6 +7,7 @@ steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps sco
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class EvalResult:
     fell: list[bool] = field(default_factory=list)
     term_sums: dict[str, float] = field(default_factory=dict)  # reward terms summed over all steps
     speed_sums: dict[str, float] = field(default_factory=dict)  # COM speeds (character, reference) summed
+    heading_error_sum: float | None = None  # |the character's heading - the reference's| summed, radians
     # what ended the episodes that did not last: a body on the ground (each once per episode), "strayed" (pose
     # termination), or the env's failure flag (a non-finite action, a blown-up simulation)
     fall_causes: dict[str, int] = field(default_factory=dict)
@@ -43,6 +45,8 @@ class EvalResult:
                        reward_terms={k: v / max(self.steps, 1) for k, v in sorted(self.term_sums.items())})
             if self.speed_sums:
                 out["pace"] = {k: v / max(self.steps, 1) for k, v in sorted(self.speed_sums.items())}
+            if self.heading_error_sum is not None:
+                out["heading_error_degrees"] = math.degrees(self.heading_error_sum / max(self.steps, 1))
             out["fall_causes"] = dict(sorted(self.fall_causes.items(), key=lambda item: (-item[1], item[0])))
             if self.fall_phases:  # where in the clip the falls come: counts per tenth of its cycle
                 tenths = np.minimum((np.asarray(self.fall_phases) * 10).astype(int), 9)
@@ -109,6 +113,8 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
             for key in ("speed", "reference_speed"):
                 if key in info:
                     result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
+            if "heading_error" in info:
+                result.heading_error_sum = (result.heading_error_sum or 0.0) + abs(info["heading_error"])
             if terminated or truncated:
                 fell = bool(terminated)
                 if fell:
