@@ -1,6 +1,8 @@
 """Imitation env options for learning faster: pose termination, reference-ahead observations, no phase, clip
 speed."""
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -154,6 +156,18 @@ def test_observe_world_root_shows_the_heading_in_exactly_the_root_s_rotation_and
     finally:
         heading_only.close()
         world.close()
+
+
+def test_the_root_s_world_rotation_is_observed_where_deepmimic_observes_it():
+    """DeepMimic's phase_rot controllers (RecordWorldRootRot) go with the clips whose reference heading is not synced
+    to the character's; the turning loop syncs it and observes the heading frame only."""
+    observed = {task: make(task).config.observe_world_root
+                for task in ("DogTrot", "DogCanter", "DogTurn", "HumanoidSpinkick", "HumanoidCartwheel")}
+    assert observed == {"DogTrot": True, "DogCanter": True, "DogTurn": False, "HumanoidSpinkick": True,
+                        "HumanoidCartwheel": True}
+    # a policy trained before the setting existed keeps the heading-frame observation it learnt on
+    shipped = open_policy(Path(__file__).resolve().parents[1] / "policies" / "dog_trot.pt")
+    assert shipped.env_kwargs["config"]["observe_world_root"] is False
 
 
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
