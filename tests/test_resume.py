@@ -151,7 +151,6 @@ def test_an_imitation_run_resumes_with_its_own_env_settings_or_the_ones_it_is_to
     assert main(["train", "dog", "trot", "--out", str(out), "--samples", "64", "--workers", "0", *QUICK,
                  "--set", "samples_per_iter=64", "--set", "env.time_limit=1"]) == 0
     first = load_checkpoint(out / "dog_trot-last.pt")
-    best_before = (out / "dog_trot.pt").read_bytes()
     assert first["best_test_return"] is not None
     resume = ["train", "dog", "trot", "--resume", "--out", str(out), "--no-progress"]
     assert main([*resume, "--samples", str(first["samples"] + 1)]) == 0
@@ -161,6 +160,7 @@ def test_an_imitation_run_resumes_with_its_own_env_settings_or_the_ones_it_is_to
     assert state["iteration"] == first["iteration"] + 2 and state["env_kwargs"] == first["env_kwargs"]
     assert state["env_kwargs"]["config"]["time_limit"] == 1.0
     assert "env." not in (out / "settings_changes.txt").read_text()
+    best_before = (out / "dog_trot.pt").read_bytes()  # the best so far, whichever iteration's it is
     capsys.readouterr()
 
     assert main([*resume, "--samples", str(state["samples"] + 1), "--set", "env.time_limit=2",
