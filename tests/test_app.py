@@ -51,9 +51,13 @@ def test_eval_prints_a_normalised_return_in_0_1(dog_run, capsys):
     assert result["normalized_return"] == pytest.approx(result["mean_return"] / 90)  # 3 s at 30 Hz
     assert 2.0 < result["pace"]["reference_speed"] < 2.8 and 0.0 < result["pace"]["speed"] < 3.0  # trot: ~2.4 m/s
     assert 0.0 < result["heading_error_degrees"] < 90.0  # a trot that falls within a few seconds: a little off
+    by_joint = result["pose_error_by_joint"]  # every joint once, largest share first
+    assert len(by_joint) == 29 and by_joint[0]["share"] >= by_joint[-1]["share"]
+    assert sum(row["share"] for row in by_joint) == pytest.approx(1.0)
     assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "normalised return" in out and "pace (centre of mass" in out and "degrees off" in out
+    assert "pose error by joint" in out
 
 
 def test_eval_baseline_compares_start_by_start_with_the_reference(dog_run, capsys):

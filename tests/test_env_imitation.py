@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 import charctl.envs  # noqa: F401  (registers the tasks)
 from charctl.envs import TASKS
 from charctl.envs.reference import reference_state
-from charctl.envs.reward import reward_terms
+from charctl.envs.reward import joint_weights, reward_terms
 from charctl.util import rotations as rot
 from charctl.util.errors import CharctlError
 
@@ -392,3 +392,27 @@ def test_the_heading_error_is_zero_on_the_reference_and_reads_back_a_turned_refe
             assert info["heading_error"] == pytest.approx(expected, abs=np.radians(2))
     finally:
         env.close()
+
+
+def test_the_joint_angle_errors_read_back_a_turned_reference_on_the_root_alone():
+    """The step info's `joint_angle_error`: per joint (the root first), the angle between the simulated and the
+    reference rotation, the numbers the pose term weighs. A reference turned by 0.5 rad about the vertical shows
+    as 0.5 rad on the root and leaves the joints' local rotations as they were."""
+    env = gym.make("charctl/HumanoidSpinkick-v0").unwrapped
+    try:
+        env.reset(seed=0)
+        *_, straight = env.step(np.zeros(env.action_space.shape))
+        env.reset(seed=0)
+        env.track.move(rot.z_rotation(0.5), np.zeros(3))
+        *_, turned = env.step(np.zeros(env.action_space.shape))
+    finally:
+        env.close()
+    angles, moved = straight["joint_angle_error"], turned["joint_angle_error"]
+    assert angles.shape == (env.character.num_joints,)
+    weights = joint_weights(env.character)  # the pose term is made of exactly these angles
+    scale = env.config.reward.pose_scale * env.character.num_joints / 15
+    assert straight["reward_pose"] == pytest.approx(np.exp(-scale * weights @ angles**2), rel=1e-12)
+    assert turned["reward_pose"] == pytest.approx(np.exp(-scale * weights @ moved**2), rel=1e-12)
+    assert angles[0] < np.radians(5)  # one step on from the reference's pose
+    assert moved[0] == pytest.approx(0.5, abs=np.radians(2))
+    np.testing.assert_allclose(moved[1:], angles[1:], atol=1e-9)

@@ -3,6 +3,7 @@ fall counts, on numbers worked by hand."""
 
 import math
 
+import numpy as np
 import pytest
 
 from charctl.play.evaluation import EvalResult, paired_comparison
@@ -65,3 +66,35 @@ def test_the_heading_error_is_the_mean_absolute_angle_per_step_in_degrees():
     summary = _run_episodes(env, env.step, episodes=3, seed=0, progress=None).summary()
     assert summary["heading_error_degrees"] == pytest.approx(math.degrees(0.3))
     assert "heading_error_degrees" not in result([1, 2]).summary()  # a task that does not say has no row
+
+
+def test_the_pose_error_by_joint_is_each_joints_weighted_share_and_mean_angle():
+    """Two joints, weights 0.75 and 0.25 (DeepMimic's, normalised), angle errors per step (0.1, 0.2) and
+    (0.3, 0.2): weighted squares 0.75 x 0.10 = 0.075 and 0.25 x 0.08 = 0.02, so shares 0.075 / 0.095 and
+    0.02 / 0.095, the larger first; mean angles 0.2 and 0.2 rad."""
+    from charctl.play.evaluation import _run_episodes
+
+    class Character:
+        joints = [type("Joint", (), {"name": "root", "reward_weight": 3.0})(),
+                  type("Joint", (), {"name": "knee", "reward_weight": 1.0})()]
+
+    class TwoSteps:
+        character = Character()
+
+        def reset(self, seed):
+            self.left = 2
+            return 0.0, {}
+
+        def step(self, obs):
+            self.left -= 1
+            angles = np.array([0.1, 0.2]) if self.left else np.array([0.3, 0.2])
+            return 0.0, 0.5, False, self.left == 0, {"joint_angle_error": angles}
+
+    env = TwoSteps()
+    env.unwrapped = env
+    env.config = type("Config", (), {"horizon": 2})()
+    rows = _run_episodes(env, env.step, episodes=1, seed=0, progress=None).summary()["pose_error_by_joint"]
+    assert [row["joint"] for row in rows] == ["root", "knee"]
+    assert [row["share"] for row in rows] == pytest.approx([0.075 / 0.095, 0.02 / 0.095])
+    assert [row["mean_degrees"] for row in rows] == pytest.approx([math.degrees(0.2)] * 2)
+    assert "pose_error_by_joint" not in result([1, 2]).summary()  # a task that does not say has no row

@@ -139,6 +139,10 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
         if "heading_error_degrees" in summary:
             print(f"heading (the root's against the reference's, mean per step): "
                   f"{summary['heading_error_degrees']:.1f} degrees off")
+        if summary.get("pose_error_by_joint"):
+            worst = ", ".join(f"{row['joint']} {row['mean_degrees']:.0f} deg ({row['share']:.0%})"
+                              for row in summary["pose_error_by_joint"][:5])
+            print(f"pose error by joint (mean angle off the reference, share of the weighted error): {worst}")
         if summary.get("fall_causes"):
             falls = round(summary["fall_rate"] * summary["episodes"])
             causes = ", ".join(f"{cause} {count}" for cause, count in summary["fall_causes"].items())

@@ -30,7 +30,7 @@ from charctl.character.model import load_character
 from charctl.character.pose import Pose
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.envs.reference import ReferenceTrack
-from charctl.envs.reward import TERMS, RewardFeatures, feature_terms, reward_features, total_reward
+from charctl.envs.reward import TERMS, RewardFeatures, feature_terms, joint_angle_errors, reward_features, total_reward
 from charctl.motion.clip import load_clip
 from charctl.sim.simulation import SimState, Simulation
 from charctl.util import rotations as rot
@@ -169,7 +169,8 @@ class ImitationEnv(gym.Env):
         self._sync_reference(state)
         to_heading = rot.heading_matrix(state.root_rot)  # shared by the reward and the observation
         sim_features, ref_features = reward_features(self.character, state, to_heading), self.track.features(self.time)
-        terms = feature_terms(self.character, sim_features, ref_features, self.config.reward)
+        angles = joint_angle_errors(sim_features, ref_features)
+        terms = feature_terms(self.character, sim_features, ref_features, self.config.reward, angles)
         touching = self.sim.ground_contacts() - self.allowed_contacts
         fell = bool(touching)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
@@ -180,7 +181,7 @@ class ImitationEnv(gym.Env):
         # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
         info.update(time=self.time, phase=phase, fell=fell, strayed=strayed,
                     speed=math.hypot(*sim_features.com_vel[:2]), reference_speed=math.hypot(*ref_features.com_vel[:2]),
-                    heading_error=self._heading_error(to_heading, ref_features))
+                    heading_error=self._heading_error(to_heading, ref_features), joint_angle_error=angles)
         if fell:  # which bodies ended it: what a policy has to learn to keep off the ground
             info["fell_on"] = tuple(sorted(self.character.joints[i].name for i in touching))
         return self._observation(state, to_heading, phase), float(reward), fell or strayed, bool(truncated), info

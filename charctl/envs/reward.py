@@ -94,10 +94,18 @@ def features_from_arrays(character: Character, root_pos: np.ndarray, root_rot: n
                           com_vel=_mass_fractions(character) @ com_vel, body_pos=link_pos)
 
 
+def joint_angle_errors(sim: RewardFeatures, ref: RewardFeatures) -> np.ndarray:
+    """Per joint, the angle (radians) of the rotation between the simulated and the reference joint, row 0 the
+    root's world rotation: what the pose term weighs."""
+    return quat_diff_angle(sim.rot, ref.rot)
+
+
 def feature_terms(character: Character, sim: RewardFeatures, ref: RewardFeatures,
-                  config: RewardConfig) -> dict[str, float]:
+                  config: RewardConfig, angles: np.ndarray | None = None) -> dict[str, float]:
+    """The reward terms; `angles` is joint_angle_errors(sim, ref) when the caller has it."""
     weights = joint_weights(character)
-    angles = quat_diff_angle(sim.rot, ref.rot)  # row 0: the root's rotation
+    if angles is None:
+        angles = joint_angle_errors(sim, ref)
     dspin = sim.spin - ref.spin
     spin_sq = (dspin * dspin).sum(axis=1)
     d_ee = (sim.end_effectors - ref.end_effectors).ravel()

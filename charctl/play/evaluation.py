@@ -1,4 +1,5 @@
-"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms, pace, heading error and fall rate.
+"""Evaluate a policy: returns, the AWR paper's normalised return, reward terms, pace, heading error, the pose
+error by joint and fall rate.
 
 Normalised return (imitation tasks) = sum of rewards / horizon, the horizon being a full episode's control
 steps (20 s at 30 Hz = 600): a fall ends the episode, so the remaining steps score 0.
@@ -31,6 +32,12 @@ class EvalResult:
     # termination), or the env's failure flag (a non-finite action, a blown-up simulation)
     fall_causes: dict[str, int] = field(default_factory=dict)
     fall_phases: list[float] = field(default_factory=list)  # the clip's phase (0-1) when each of them ended
+    # per joint (root first): the pose term's angle errors summed over all steps, and the names and DeepMimic
+    # weights that turn them into each joint's share of the pose error
+    joint_angle_sum: np.ndarray | None = None
+    joint_angle_sq_sum: np.ndarray | None = None
+    joint_names: list[str] = field(default_factory=list)
+    joint_weights: np.ndarray | None = None
     steps: int = 0
     horizon: int | None = None
 
@@ -48,10 +55,22 @@ class EvalResult:
             if self.heading_error_sum is not None:
                 out["heading_error_degrees"] = math.degrees(self.heading_error_sum / max(self.steps, 1))
             out["fall_causes"] = dict(sorted(self.fall_causes.items(), key=lambda item: (-item[1], item[0])))
+            if self.joint_angle_sum is not None:
+                out["pose_error_by_joint"] = self._pose_error_by_joint()
             if self.fall_phases:  # where in the clip the falls come: counts per tenth of its cycle
                 tenths = np.minimum((np.asarray(self.fall_phases) * 10).astype(int), 9)
                 out["falls_per_tenth_of_clip"] = np.bincount(tenths, minlength=10).tolist()
         return out
+
+    def _pose_error_by_joint(self) -> list[dict]:
+        """Each joint's mean angle error and its share of the pose error (weight x angle^2), largest share first:
+        which joints keep the pose term down."""
+        weighted = self.joint_weights * self.joint_angle_sq_sum
+        shares = weighted / weighted.sum() if weighted.sum() > 0 else np.zeros_like(weighted)
+        mean_degrees = np.degrees(self.joint_angle_sum / max(self.steps, 1))
+        rows = [{"joint": name, "mean_degrees": float(d), "share": float(sh)}
+                for name, d, sh in zip(self.joint_names, mean_degrees, shares)]
+        return sorted(rows, key=lambda row: -row["share"])
 
 
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
@@ -115,6 +134,8 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
                     result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
             if "heading_error" in info:
                 result.heading_error_sum = (result.heading_error_sum or 0.0) + abs(info["heading_error"])
+            if "joint_angle_error" in info:
+                _add_joint_angles(result, env, info["joint_angle_error"])
             if terminated or truncated:
                 fell = bool(terminated)
                 if fell:
@@ -130,6 +151,18 @@ def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
         if progress is not None:
             progress(j + 1)
     return result
+
+
+def _add_joint_angles(result: EvalResult, env, angles: np.ndarray) -> None:
+    if result.joint_angle_sum is None:
+        from charctl.envs.reward import joint_weights
+
+        character = env.unwrapped.character
+        result.joint_names = [joint.name for joint in character.joints]
+        result.joint_weights = joint_weights(character)
+        result.joint_angle_sum, result.joint_angle_sq_sum = np.zeros(len(angles)), np.zeros(len(angles))
+    result.joint_angle_sum += angles
+    result.joint_angle_sq_sum += angles * angles
 
 
 def _fall_causes(info: dict) -> list[str]:
