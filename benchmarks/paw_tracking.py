@@ -15,11 +15,11 @@ import sys
 
 import gymnasium as gym
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 import charctl.envs  # noqa: F401
 from charctl.awr.rollout import evaluation_seed
 from charctl.play.policy_file import open_policy
+from charctl.util import rotations as rot
 
 JOINTS = ["left_forearm", "right_forearm", "left_hand", "right_hand", "left_finger", "right_finger"]
 PAWS = {"left": ("left_hand", "left_finger"), "right": ("right_hand", "right_finger")}
@@ -43,8 +43,9 @@ def run(env, act, episodes: int, max_steps: int | None = None) -> dict:
                 touching[side].append(down)
                 if down:
                     for name in (n for n in JOINTS if n.startswith(side)):
-                        clip, sim = (Rotation.from_quat(q[index[name]]) for q in (reference.joint_rot, state.joint_rot))
-                        offsets[name].append(np.degrees((clip.inv() * sim).as_rotvec()))
+                        i = index[name]
+                        off = rot.quat_mul(rot.quat_conj(reference.joint_rot[i]), state.joint_rot[i])
+                        offsets[name].append(np.degrees(rot.rotvec_from_quat(off)))
     return {"angles": np.mean(angles, axis=0), "steps": len(angles),
             "offsets": {n: np.mean(v, axis=0) if v else None for n, v in offsets.items()},
             "touching": {side: float(np.mean(v)) for side, v in touching.items()}}
