@@ -40,6 +40,9 @@ class EnvConfig:
     time_limit: float = ranged(20.0, gt=0)  # seconds; reaching it truncates the episode (its value is bootstrapped)
     sync_heading: bool = False  # at each new cycle also turn the reference to the simulated heading (turning loop)
     pd_target_velocity: bool = False  # False: PD target velocity 0 (DeepMimic); True: the reference joint velocities
+    pd_target_velocity_scale: float = ranged(1.0, ge=0)  # with pd_target_velocity, the targets are this share of the
+    # reference's joint velocities: stepped from 0 to 1 over a run (`bench learn --from`), it moves a policy that
+    # learnt with zero targets onto the clip's velocities a little at a time
     # absolute: the action is the PD target (DeepMimic, the AWR paper); residual: the action is added to the
     # reference pose's own action (docs/environment.md)
     action_mode: Literal["absolute", "residual"] = "absolute"

@@ -95,7 +95,7 @@ class ImitationEnv(gym.Env):
         ball_rot = rot.quat_from_rotvec((a[layout.ball_columns] * self._ball_col_scale).reshape(-1, 3))
         hinge_angle = self._hinge_offset + self._hinge_scale * a[layout.hinge_columns]
         if target_velocity:
-            spin = upcoming.joint_ang_vel
+            spin = upcoming.joint_ang_vel * self.config.pd_target_velocity_scale
             self.sim.set_pd_command(ball_rot, hinge_angle, spin[layout.ball_index], layout.hinge_velocities(spin))
         else:
             self.sim.set_pd_command(ball_rot, hinge_angle)
@@ -154,7 +154,8 @@ class ImitationEnv(gym.Env):
     def step_with_targets(self, joint_rot: np.ndarray, joint_vel: np.ndarray | None = None):
         """Advance one control step with PD targets given directly (used for open-loop reference tracking)."""
         if joint_vel is None and self.config.pd_target_velocity:
-            joint_vel = self.reference_pose(self.time + self.dt).joint_ang_vel
+            upcoming = self.reference_pose(self.time + self.dt)
+            joint_vel = upcoming.joint_ang_vel * self.config.pd_target_velocity_scale
         self.sim.set_pd_targets(joint_rot, joint_vel)
         return self._advance()
 
