@@ -1,12 +1,15 @@
 """charctl plot: the curve against the task's no-policy baseline and the paper, from 0, its axis labelled."""
 
 import csv
+import json
 
 import numpy as np
+import pytest
 import yaml
 
 from charctl.envs.config import config_to_dict, load_env_config
 from charctl.play.curves import PAPER_RETURNS, plot_runs
+from charctl.util.errors import CharctlError
 
 
 def synthetic_run(path, returns, time_limit=3.0):
@@ -51,3 +54,23 @@ def test_plot_draws_baseline_and_paper_lines_on_an_axis_from_zero(tmp_path):
     figures = []
     plot_runs([run], tmp_path / "again.png", figure=figures)
     assert np.allclose(lines_by_gid(figures[0].axes[0])["baseline"].get_ydata(), 0.25)
+
+
+def test_a_bench_learn_run_is_drawn_from_its_held_out_marks(tmp_path):
+    """`charctl bench learn` trains without test evaluations; its marks' held-out returns are the curve."""
+    run = synthetic_run(tmp_path / "dog_trot-s0", [])
+    with open(run / "progress.csv", "a", newline="") as f:
+        csv.writer(f).writerows([[0, 50_000, 100.0, "", ""], [1, 100_400, 200.0, "", ""], [2, 200_900, 420.0, "", ""]])
+    (run / "marks").mkdir()
+    for samples, value in ((200_900, 0.031), (100_400, 0.022)):
+        (run / "marks" / f"{samples // 1000 * 1000}.json").write_text(
+            json.dumps({"samples": samples, "normalized_return": value, "episodes": 16}))
+    figures = []
+    (drawn,) = plot_runs([run], tmp_path / "curves.png", figure=figures)
+    np.testing.assert_array_equal(drawn.samples, [100_400, 200_900])
+    np.testing.assert_array_equal(drawn.returns, [0.022, 0.031])
+    np.testing.assert_allclose(drawn.wall_time, [200.0, 420.0])  # the wall time of the iteration that saved it
+    assert "held-out starts" in figures[0].axes[0].get_ylabel() and "16 per mark" in figures[0].axes[0].get_ylabel()
+    (run / "marks" / "300000.json").write_text('{"samples": 300000}')
+    with pytest.raises(CharctlError, match="300000.json: not a held-out mark"):
+        plot_runs([run], tmp_path / "again.png")

@@ -10,7 +10,9 @@ def register(subparsers) -> None:
         "against wall time. Runs of the same task (e.g. several seeds) are drawn as one group: each run thin, "
         "their median thick, the band from min to max. Imitation tasks also get the no-policy baseline (dashed: PD "
         "targets straight from the clip, 8 held-out episodes in the run's env settings, measured once and cached in "
-        "the run directory as reference_pd.json) and the AWR paper's result (dotted), on an axis from 0.",
+        "the run directory as reference_pd.json) and the AWR paper's result (dotted), on an axis from 0. A run "
+        "trained by `charctl bench learn` (no test evaluations) is drawn from its marks' held-out returns "
+        "(marks/*.json).",
         epilog="example: charctl plot runs/dog_trot-s0 runs/dog_trot-s1 --out trot.png\n"
                "         charctl plot runs/Hopper-v5-s* --out hopper.png --title 'Hopper-v5, 3 seeds'",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,9 +1,11 @@
 """Learning curves from run directories (progress.csv + config.yaml), grouped by task: median and spread, against
-the task's no-policy baseline and the AWR paper's result."""
+the task's no-policy baseline and the AWR paper's result. A run trained without test evaluations by `charctl bench
+learn` is drawn from its marks' held-out evaluations (marks/*.json) instead."""
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ class Run:
     env_id: str = ""
     env_kwargs: dict | None = None
     horizon: int | None = None  # control steps of a full test episode (imitation tasks)
+    held_out_episodes: int | None = None  # set when the points are bench learn's held-out marks, not test returns
 
 
 def read_run(run_dir: str | Path) -> Run:
@@ -43,15 +46,36 @@ def read_run(run_dir: str | Path) -> Run:
     if config.get("dataset"):
         task += " (offline)"
     with open(progress, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("test_return")]
-    if not rows:
-        raise CharctlError(f"{progress}: no evaluated iterations yet")
-    normalized = bool(rows[0].get("test_normalized_return"))
-    key = "test_normalized_return" if normalized else "test_return"
-    return Run(path=run_dir, task=task, samples=np.array([float(r["samples"]) for r in rows]),
-               wall_time=np.array([float(r["wall_time"]) for r in rows]),
-               returns=np.array([float(r[key]) for r in rows]), normalized=normalized,
-               env_id=str(config.get("env_id")), env_kwargs=kwargs or None, horizon=_horizon(kwargs))
+        progress_rows = list(csv.DictReader(f))
+    common = dict(path=run_dir, task=task, env_id=str(config.get("env_id")), env_kwargs=kwargs or None,
+                  horizon=_horizon(kwargs))
+    rows = [r for r in progress_rows if r.get("test_return")]
+    if rows:
+        normalized = bool(rows[0].get("test_normalized_return"))
+        key = "test_normalized_return" if normalized else "test_return"
+        return Run(samples=np.array([float(r["samples"]) for r in rows]),
+                   wall_time=np.array([float(r["wall_time"]) for r in rows]),
+                   returns=np.array([float(r[key]) for r in rows]), normalized=normalized, **common)
+    marks = sorted((_read_mark(path) for path in run_dir.glob("marks/*.json")), key=lambda m: m["samples"])
+    if not marks or not progress_rows:
+        raise CharctlError(f"{progress}: no evaluated iterations yet (and no held-out marks in {run_dir / 'marks'})")
+    samples = np.array([float(m["samples"]) for m in marks])
+    # each mark is the policy saved at an iteration's end: its wall time is that iteration's
+    trained = np.array([float(r["samples"]) for r in progress_rows])
+    wall = np.array([float(r["wall_time"]) for r in progress_rows])
+    return Run(samples=samples, wall_time=np.interp(samples, trained, wall),
+               returns=np.array([float(m["normalized_return"]) for m in marks]), normalized=True,
+               held_out_episodes=int(marks[0]["episodes"]), **common)
+
+
+def _read_mark(path: Path) -> dict:
+    """One held-out evaluation written by `charctl bench learn`."""
+    try:
+        mark = json.loads(path.read_text())
+        float(mark["samples"]), float(mark["normalized_return"]), int(mark["episodes"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CharctlError(f"{path}: not a held-out mark from charctl bench learn ({error})") from None
+    return mark
 
 
 def _horizon(env_kwargs: dict) -> int | None:
@@ -106,8 +130,10 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10
     for row, ((task, members), color) in enumerate(zip(groups.items(), colors)):
         first = members[0]
-        if first.normalized:
-            episode = f"{first.horizon}-step episodes" if first.horizon else "full episodes"
+        episode = f"{first.horizon}-step episodes" if first.horizon else "full episodes"
+        if first.held_out_episodes:
+            ylabel = f"normalised return, held-out starts\n({first.held_out_episodes} per mark, {episode})"
+        elif first.normalized:
             ylabel = f"normalised test return\n(deterministic, {episode})"
         else:
             ylabel = "test return (deterministic)"
