@@ -134,3 +134,33 @@ def test_each_mark_carries_the_speed_of_the_samples_behind_it(tmp_path):
     assert speeds == {100: 20.0, 200: 200.0}
     (run / "progress.csv").unlink()  # a run without its log still lists its marks
     assert [r["samples_per_second"] for r in collect_rows(tmp_path / "trot")] == [None, None]
+
+
+@pytest.mark.slow
+def test_a_fork_begins_from_its_parent_s_policy_at_a_mark(tmp_path):
+    out = tmp_path / "trot"
+    assert bench(out, "plain", 600).returncode == 0
+    parent_300 = torch.load(out / "plain/s0/marks/300.pt", weights_only=True)
+
+    # refused before anything is written: another --set than the parent's, a mark the parent has no policy at
+    clash = bench(out, "late", 600, "--fork", "plain", "300", "--set", "action_std=0.1")
+    assert clash.returncode == 2 and "a fork keeps its parent's --set" in clash.stderr
+    missing = bench(out, "late", 1200, "--fork", "plain", "900")
+    assert missing.returncode == 2 and "plain/s0/marks/900.pt: no policy to fork from" in missing.stderr
+    assert missing.stderr.count("\n") == 1 and not (out / "late").exists()
+
+    fork = bench(out, "late", 600, "--fork", "plain", "300", "--from", "300", "actor_lr=5e-5")
+    assert fork.returncode == 0, fork.stderr
+    # the parent's history up to the mark, its mark's result as it was; trained from there with the new setting
+    assert (out / "late/s0/marks/300.json").read_text() == (out / "plain/s0/marks/300.json").read_text()
+    late_600 = torch.load(out / "late/s0/marks/600.pt", weights_only=True)
+    assert late_600["config"]["actor_lr"] == 5e-5 and late_600["samples"] >= 600
+    assert late_600["iteration"] > parent_300["iteration"]
+    fork_rows = (out / "late/s0/progress.csv").read_text().splitlines()
+    shared = parent_300["iteration"] + 1  # the header and the iterations done
+    assert fork_rows[:shared] == (out / "plain/s0/progress.csv").read_text().splitlines()[:shared]
+    assert [int(r.split(",")[0]) for r in fork_rows[1:]] == list(range(len(fork_rows) - 1))
+    assert "plain/s0 at mark 300" in (out / "late/s0/forked_from.txt").read_text()
+    changes = (out / "late/s0/settings_changes.txt").read_text()  # the parent's own change at 300 is not the fork's
+    assert changes.count("samples 300 -> 600") == 1 and "actor_lr 0.0001 -> 5e-05" in changes
+    assert {(r["variant"], int(r["mark"])) for r in rows(out)} >= {("late", 300), ("late", 600), ("plain", 600)}

@@ -6,10 +6,14 @@ from held-out start states, training-only terminations off, normalised return. S
 turn, so a run cut short still compares the variants at equal samples. Everything is resumable: a finished
 mark is never redone, a half-trained one continues from its checkpoint. A variant may change settings at a mark
 (`--from MARK KEY=VALUE`, a curriculum): its runs continue from there with them, as `charctl train --resume --set`.
+A variant may start as a fork of another at one of its marks (`--fork VARIANT MARK`): each seed's run begins from
+that variant's policy at the mark, with its history up to there, so a change from a late mark on costs only the
+samples after it.
 
     OUT/VARIANT/variant.yaml           the settings that define the variant
     OUT/VARIANT/sSEED/                 a `charctl train` run directory
     OUT/VARIANT/sSEED/marks/MARK.pt    the policy at the mark; MARK.json its evaluation
+    OUT/VARIANT/sSEED/forked_from.txt  a fork's origin: the run and mark it began from
     OUT/baseline.json                  reference PD (no policy) from the same starts, default env settings
     OUT/VARIANT/baseline.json          the same under the variant's env settings (a variant with env.* settings:
                                        a controller or a physics rate moves the baseline itself)
@@ -21,6 +25,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +56,17 @@ class LearnSpec:
     episodes: int
     workers: int | None = None
     switches: dict[int, dict] = field(default_factory=dict)  # from this many samples on, these settings as well
+    fork: tuple[str, int] | None = None  # (variant, mark): each seed begins from that variant's policy at the mark
 
     def __post_init__(self):
         _check_switches(self)
+        if self.fork is not None:
+            parent, at = self.fork
+            if parent == self.variant:
+                raise CharctlError(f"--fork {parent} {at}: a variant cannot fork itself")
+            if at not in self.marks[:-1]:
+                raise CharctlError(f"--fork {parent} {at}: forks begin at an evaluation mark before --samples "
+                                   f"{self.samples} (marks: {', '.join(map(str, self.marks))})")
 
     @property
     def marks(self) -> list[int]:
@@ -93,9 +108,7 @@ def _check_switches(spec: LearnSpec) -> None:
 def _variant_file(out: Path, spec: LearnSpec) -> None:
     """A variant's settings are fixed by its first run; the same name with other settings is refused."""
     path = out / spec.variant / "variant.yaml"
-    wanted = {"character": spec.character, "motion": spec.motion, "set": dict(sorted(spec.overrides.items()))}
-    if spec.switches:  # absent for a variant without switches, so files written before switches existed still match
-        wanted["from"] = {at: dict(sorted(spec.switches[at].items())) for at in sorted(spec.switches)}
+    wanted = _variant_settings(spec)
     if path.exists():
         saved = yaml.safe_load(path.read_text())
         if saved != wanted:
@@ -104,6 +117,74 @@ def _variant_file(out: Path, spec: LearnSpec) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, yaml.safe_dump(wanted, sort_keys=False))
+
+
+def _variant_settings(spec: LearnSpec) -> dict:
+    settings = {"character": spec.character, "motion": spec.motion, "set": dict(sorted(spec.overrides.items()))}
+    if spec.switches:  # absent for a variant without switches, so files written before switches existed still match
+        settings["from"] = {at: dict(sorted(spec.switches[at].items())) for at in sorted(spec.switches)}
+    if spec.fork is not None:
+        settings["fork"] = {"variant": spec.fork[0], "mark": spec.fork[1]}
+    return settings
+
+
+def check_fork(out: Path, spec: LearnSpec) -> None:
+    """A fork is its parent up to the mark: the same --set and the same switches before it, so the variant's
+    settings say what trained every sample behind its marks."""
+    parent, at = spec.fork
+    path = out / parent / "variant.yaml"
+    try:
+        saved = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise CharctlError(f"--fork {parent} {at}: no variant '{parent}' in {out} ({path} not found)") from None
+    except yaml.YAMLError as error:
+        raise CharctlError(f"{path}: not a variant file ({error})") from None
+    ours = _variant_settings(spec)
+    before = {mark: settings for mark, settings in ours.get("from", {}).items() if mark < at}
+    theirs = {mark: settings for mark, settings in (saved.get("from") or {}).items() if mark < at}
+    if (saved.get("character"), saved.get("motion"), saved.get("set")) != (spec.character, spec.motion, ours["set"]) \
+            or before != theirs:
+        raise CharctlError(f"--fork {parent} {at}: {path} has {saved}; a fork keeps its parent's --set and its "
+                           f"--from before the mark (asked: {ours})")
+    for seed in spec.seeds:  # every seed's origin is there before anything is written
+        policy = out / parent / f"s{seed}" / "marks" / f"{at}.pt"
+        if not (out / spec.variant / f"s{seed}").exists() and not policy.exists():
+            raise CharctlError(f"{policy}: no policy to fork from; run variant '{parent}' with seed {seed} to {at} "
+                               "first")
+
+
+def _fork_run(out: Path, spec: LearnSpec, seed: int) -> None:
+    """Begin the seed's run from the parent's policy at the fork's mark: its config, progress and settings changes
+    up to that iteration, its marks' results up to the mark, and the policy as the last checkpoint (without a
+    replay buffer: it refills). Built in a temporary folder and renamed, so a half-copied fork is never a run."""
+    parent, at = spec.fork
+    run_dir, source = out / spec.variant / f"s{seed}", out / parent / f"s{seed}"
+    policy = source / "marks" / f"{at}.pt"
+    lasts = sorted(source.glob("*-last.pt"))
+    if not lasts or not (source / "config.yaml").exists():
+        raise CharctlError(f"{source}: not a run directory to fork from (needs config.yaml and a -last checkpoint)")
+    state = load_checkpoint(policy)
+    iteration = int(state["iteration"])  # iterations done: rows and changes from this one on are the parent's own
+    building = run_dir.with_name(run_dir.name + ".forking")
+    shutil.rmtree(building, ignore_errors=True)
+    (building / "marks").mkdir(parents=True)
+    shutil.copy2(source / "config.yaml", building / "config.yaml")
+    if (source / "progress.csv").exists():
+        lines = (source / "progress.csv").read_text().splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < iteration]
+        (building / "progress.csv").write_text("".join(kept))
+    if (source / "settings_changes.txt").exists():
+        changes = [line for line in (source / "settings_changes.txt").read_text().splitlines(keepends=True)
+                   if int(re.match(r"iteration (\d+)", line).group(1)) < iteration]
+        (building / "settings_changes.txt").write_text("".join(changes))
+    for result in source.glob("marks/*.json"):
+        if int(result.stem) <= at:
+            shutil.copy2(result, building / "marks" / result.name)
+    shutil.copy2(policy, building / "marks" / policy.name)
+    save_checkpoint(building / lasts[0].name, {**state, "buffer": None})
+    (building / "forked_from.txt").write_text(f"{source} at mark {at} ({state['samples']} samples, "
+                                             f"{iteration} iterations)\n")
+    os.replace(building, run_dir)
 
 
 def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
@@ -167,11 +248,17 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
 
 
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:
+    if spec.fork is not None:
+        check_fork(out, spec)
     _variant_file(out, spec)
     variant_baseline(out, spec)
     for mark in spec.marks:
+        if spec.fork is not None and mark <= spec.fork[1]:
+            continue  # the parent's marks
         for seed in spec.seeds:
             run_dir = out / spec.variant / f"s{seed}"
+            if spec.fork is not None and not run_dir.exists():
+                _fork_run(out, spec, seed)
             result_path = run_dir / "marks" / f"{mark}.json"
             if result_path.exists():
                 continue

@@ -25,7 +25,9 @@ def register(subparsers) -> None:
                "         charctl bench learn dog trot --name pose-term --set env.pose_termination_distance=0.5 "
                "--samples 500000 --seeds 2 --out bench/trot\n"
                "         charctl bench learn dog trot --name pace-curriculum --set env.clip_speed=0.5 "
-               "--from 200000 env.clip_speed=1 --samples 500000 --every 100000 --out bench/trot",
+               "--from 200000 env.clip_speed=1 --samples 500000 --every 100000 --out bench/trot\n"
+               "         charctl bench learn dog trot --name late-pace --fork default 300000 --from 300000 "
+               "env.clip_speed=1.2 --samples 500000 --every 100000 --out bench/trot",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("what", choices=["env", "learn"], help="what to measure")
@@ -51,6 +53,10 @@ def register(subparsers) -> None:
     learn.add_argument("--from", nargs=2, action="append", metavar=("MARK", "KEY=VALUE"), dest="switches",
                        help="a curriculum: from the evaluation mark MARK on, train with KEY=VALUE as well (as "
                        "charctl train --resume --set does; repeatable)")
+    learn.add_argument("--fork", nargs=2, metavar=("VARIANT", "MARK"),
+                       help="begin each seed from VARIANT's policy at its mark MARK (its --set and its --from before "
+                       "MARK are this variant's too), so a change from MARK on (--from MARK) costs only the samples "
+                       "after it; the replay buffer refills")
     parser.set_defaults(func=run)
 
 
@@ -111,6 +117,17 @@ def _switches(pairs: list[list[str]] | None) -> dict[int, dict]:
     return {mark: parse_overrides(settings) for mark, settings in switches.items()}
 
 
+def _fork(pair: list[str] | None) -> tuple[str, int] | None:
+    from charctl.util.errors import CharctlError
+
+    if pair is None:
+        return None
+    variant, mark = pair
+    if not mark.isdigit() or int(mark) < 1:
+        raise CharctlError(f"--fork {variant} {mark}: MARK is a sample count, such as 1200000")
+    return variant, int(mark)
+
+
 def run_learn(args) -> int:
     from pathlib import Path
 
@@ -134,7 +151,10 @@ def run_learn(args) -> int:
     spec = bench_learn.LearnSpec(character=character.name, motion=args.motion, variant=args.name,
                                  overrides=parse_overrides(args.overrides), seeds=list(range(args.seeds)),
                                  samples=args.samples, every=args.every or max(args.samples // 5, 1),
-                                 episodes=args.episodes, workers=args.workers, switches=_switches(args.switches))
+                                 episodes=args.episodes, workers=args.workers, switches=_switches(args.switches),
+                                 fork=_fork(args.fork))
+    if spec.fork is not None:
+        bench_learn.check_fork(out, spec)  # before the baseline is measured into OUT
     base = bench_learn.baseline(out, character.name, args.motion, args.episodes)
     try:
         bench_learn.run_variant(out, spec)
