@@ -175,7 +175,7 @@ def _fork_run(out: Path, spec: LearnSpec, seed: int) -> None:
         (building / "progress.csv").write_text("".join(kept))
     if (source / "settings_changes.txt").exists():
         changes = [line for line in (source / "settings_changes.txt").read_text().splitlines(keepends=True)
-                   if int(re.match(r"iteration (\d+)", line).group(1)) < iteration]
+                   if (found := re.match(r"iteration (\d+)", line)) and int(found.group(1)) < iteration]
         (building / "settings_changes.txt").write_text("".join(changes))
     for result in source.glob("marks/*.json"):
         if int(result.stem) <= at:
