@@ -120,11 +120,14 @@ class ProgressLog:
 
     def append(self, row: dict) -> None:
         self.rows.append({k: row.get(k, "") for k in COLUMNS})
+        self.write(self.path)
+
+    def write(self, path: Path) -> None:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write_text(self.path, text.getvalue())
+        atomic_write_text(path, text.getvalue())
 
 
 def _fmt(value) -> str:

@@ -157,6 +157,8 @@ def _fork_run(out: Path, spec: LearnSpec, seed: int) -> None:
     """Begin the seed's run from the parent's policy at the fork's mark: its config, progress and settings changes
     up to that iteration, its marks' results up to the mark, and the policy as the last checkpoint (without a
     replay buffer: it refills). Built in a temporary folder and renamed, so a half-copied fork is never a run."""
+    from charctl.awr.trainer import ProgressLog
+
     parent, at = spec.fork
     run_dir, source = out / spec.variant / f"s{seed}", out / parent / f"s{seed}"
     policy = source / "marks" / f"{at}.pt"
@@ -164,15 +166,13 @@ def _fork_run(out: Path, spec: LearnSpec, seed: int) -> None:
     if not lasts or not (source / "config.yaml").exists():
         raise CharctlError(f"{source}: not a run directory to fork from (needs config.yaml and a -last checkpoint)")
     state = load_checkpoint(policy)
-    iteration = int(state["iteration"])  # iterations done: rows and changes from this one on are the parent's own
+    iteration = int(state["iteration"])  # iterations done: changes from this one on are the parent's own
     building = run_dir.with_name(run_dir.name + ".forking")
     shutil.rmtree(building, ignore_errors=True)
     (building / "marks").mkdir(parents=True)
     shutil.copy2(source / "config.yaml", building / "config.yaml")
-    if (source / "progress.csv").exists():
-        lines = (source / "progress.csv").read_text().splitlines(keepends=True)
-        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < iteration]
-        (building / "progress.csv").write_text("".join(kept))
+    if (source / "progress.csv").exists():  # its rows to the mark, as a resume from that checkpoint keeps them
+        ProgressLog(source / "progress.csv", iteration, state.get("last_row")).write(building / "progress.csv")
     if (source / "settings_changes.txt").exists():
         changes = [line for line in (source / "settings_changes.txt").read_text().splitlines(keepends=True)
                    if (found := re.match(r"iteration (\d+)", line)) and int(found.group(1)) < iteration]

@@ -107,25 +107,27 @@ def run(args) -> int:
 def _switches(pairs: list[list[str]] | None) -> dict[int, dict]:
     """--from MARK KEY=VALUE pairs, grouped by mark."""
     from charctl.awr.config import parse_overrides
-    from charctl.util.errors import CharctlError
 
     switches: dict[int, list[str]] = {}
     for mark, setting in pairs or []:
-        if not mark.isdigit() or int(mark) < 1:
-            raise CharctlError(f"--from {mark} {setting}: MARK is a sample count, such as 200000")
-        switches.setdefault(int(mark), []).append(setting)
+        switches.setdefault(_sample_count(mark, f"--from {mark} {setting}"), []).append(setting)
     return {mark: parse_overrides(settings) for mark, settings in switches.items()}
 
 
 def _fork(pair: list[str] | None) -> tuple[str, int] | None:
-    from charctl.util.errors import CharctlError
-
     if pair is None:
         return None
     variant, mark = pair
+    return variant, _sample_count(mark, f"--fork {variant} {mark}")
+
+
+def _sample_count(mark: str, given: str) -> int:
+    """A MARK argument: a positive number of samples."""
+    from charctl.util.errors import CharctlError
+
     if not mark.isdigit() or int(mark) < 1:
-        raise CharctlError(f"--fork {variant} {mark}: MARK is a sample count, such as 1200000")
-    return variant, int(mark)
+        raise CharctlError(f"{given}: MARK is a sample count, such as 200000")
+    return int(mark)
 
 
 def run_learn(args) -> int:
