@@ -79,6 +79,34 @@ def test_eval_baseline_compares_start_by_start_with_the_reference(dog_run, capsy
     assert "--reference alone is the baseline" in capsys.readouterr().err
 
 
+def test_eval_samples_with_the_std_and_exploration_rate_it_is_given(dog_run, capsys):
+    """--stochastic samples with the policy's own std on every step unless told otherwise; a std of 0, or a rate
+    so small that no step samples, is the deterministic policy step for step."""
+    def run(*extra):
+        capsys.readouterr()
+        assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "2", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    mean, sampled = run(), run("--stochastic")
+    assert sampled["action_std"] == 0.05 and sampled["exploration_rate"] == 1.0 and not sampled["deterministic"]
+    assert run("--stochastic", "--action-std", "0.05", "--exploration-rate", "1")["mean_return"] == \
+        sampled["mean_return"]
+    assert sampled["mean_return"] != mean["mean_return"]
+    for extra in (["--action-std", "0"], ["--exploration-rate", "1e-12"]):
+        quiet = run("--stochastic", *extra)
+        assert quiet["mean_return"] == mean["mean_return"] and quiet["mean_length"] == mean["mean_length"]
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--episodes", "1", "--stochastic", "--exploration-rate",
+                 "0.5"]) == 0
+    assert "actions sampled with std 0.05 on a share 0.5 of the steps" in capsys.readouterr().out
+    for bad, message in ((["--exploration-rate", "0.5"], "add --stochastic"),
+                         (["--stochastic", "--exploration-rate", "0"], "must be in (0, 1]"),
+                         (["--stochastic", "--action-std", "-1"], "must be 0 or more")):
+        assert main(["eval", str(dog_run / "dog_trot.pt"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["eval", "--reference", "dog", "trot", "--stochastic"]) == 2
+    assert "--reference has no policy" in capsys.readouterr().err
+
+
 def test_eval_reference_under_other_env_settings_is_the_baseline_a_checkpoint_with_them_gets(capsys):
     """The shipped humanoid spinkick policy was trained with stable PD at 240 Hz (its checkpoint keeps that); the
     humanoid's default is now implicit motors at 90 Hz. --reference with those --set settings gives the baseline

@@ -247,10 +247,12 @@ class NumpyPolicy:
         stored = self._centre + self._scale * norm
         return np.clip(stored, self._low, self._high), stored
 
-    def explore(self, obs: np.ndarray, rng: np.random.Generator, noise_std: float | None = None):
-        """(env action, action to store, sampled?) for one training step: a sample with probability
-        `exploration_rate`, else the mean. At rate 1 this is `sample` and draws nothing more from `rng`."""
-        if self.exploration_rate < 1.0 and rng.random() >= self.exploration_rate:
+    def explore(self, obs: np.ndarray, rng: np.random.Generator, noise_std: float | None = None,
+                rate: float | None = None):
+        """(env action, action to store, sampled?) for one training step: a sample with probability `rate`
+        (default `exploration_rate`), else the mean. At rate 1 this is `sample` and draws nothing more from `rng`."""
+        rate = self.exploration_rate if rate is None else rate
+        if rate < 1.0 and rng.random() >= rate:
             out = self.output(obs)
             if self.action.discrete:
                 index = np.asarray(np.argmax(out, axis=-1), dtype=np.int64)

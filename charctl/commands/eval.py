@@ -18,7 +18,9 @@ def register(subparsers) -> None:
                "         charctl eval --reference humanoid spinkick --set env.sim.controller=stable_pd "
                "--set env.sim.physics_hz=240\n"
                "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start\n"
-               "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at",
+               "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at\n"
+               "         charctl eval policies/dog_trot.pt --stochastic --exploration-rate 0.5   # under half the "
+               "training noise",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
@@ -37,6 +39,12 @@ def register(subparsers) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
+    parser.add_argument("--action-std", type=float, metavar="STD",
+                        help="with --stochastic: sample with this std in normalised action units instead of the "
+                             "policy's own (Discrete actions: the chance of a uniformly random action)")
+    parser.add_argument("--exploration-rate", type=float, metavar="RATE",
+                        help="with --stochastic: each step samples with this probability and takes the mean "
+                             "otherwise, as training with exploration_rate does (default 1: every step samples)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
 
@@ -56,8 +64,17 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_summary(summary, name, "reference PD, no policy" if task is None else f"{task.samples} training samples")
+        _print_summary(summary, name, "reference PD, no policy" if task is None else _source(summary, task))
     return 0
+
+
+def _source(summary: dict, task) -> str:
+    text = f"{task.samples} training samples"
+    if summary["deterministic"]:
+        return text
+    noise = "sampled" if summary["action_std"] is None else f"sampled with std {summary['action_std']:g}"
+    rate = summary["exploration_rate"]
+    return f"{text}, actions {noise} on {'every step' if rate == 1 else f'a share {rate:g} of the steps'}"
 
 
 def _check_arguments(args) -> None:
@@ -69,6 +86,14 @@ def _check_arguments(args) -> None:
         raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
     if args.baseline and args.reference is not None:
         raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
+    if (args.action_std is not None or args.exploration_rate is not None) and not args.stochastic:
+        raise CharctlError("--action-std and --exploration-rate set how --stochastic samples; add --stochastic")
+    if args.action_std is not None and not args.action_std >= 0:
+        raise CharctlError(f"--action-std must be 0 or more, not {args.action_std}")
+    if args.exploration_rate is not None and not 0 < args.exploration_rate <= 1:
+        raise CharctlError(f"--exploration-rate must be in (0, 1], not {args.exploration_rate}")
+    if args.stochastic and args.reference is not None:
+        raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
     if args.overrides and args.reference is None:
         raise CharctlError("--set applies to --reference; a CHECKPOINT is evaluated with the settings it was "
                            "trained with")
@@ -101,6 +126,10 @@ def _open(args):
         raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
               "deterministic": not args.stochastic, "as_trained": args.as_trained}
+    if args.stochastic:
+        own_std = None if task.policy.action.discrete else task.policy.action_std
+        header.update(action_std=own_std if args.action_std is None else args.action_std,
+                      exploration_rate=1.0 if args.exploration_rate is None else args.exploration_rate)
     return task.make_env(evaluation=not args.as_trained), task.name, header, task
 
 
@@ -118,7 +147,8 @@ def _evaluate(args, env, task, name):
             result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
         else:
             result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
-                              progress=progress)
+                              progress=progress, action_std=args.action_std,
+                              exploration_rate=1.0 if args.exploration_rate is None else args.exploration_rate)
         if args.baseline:
             baseline = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
     return result, baseline

@@ -74,13 +74,19 @@ class EvalResult:
 
 
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
-             progress=None) -> EvalResult:
+             progress=None, action_std: float | None = None, exploration_rate: float = 1.0) -> EvalResult:
     """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs, and not
-    from any of the trainer's test episodes' start states (it chose its best checkpoint on those)."""
+    from any of the trainer's test episodes' start states (it chose its best checkpoint on those).
+
+    Not deterministic: each step samples (with `action_std`, default the policy's) with probability
+    `exploration_rate`, else takes the mean, as a training step does."""
     rng = np.random.default_rng(seed)
 
     def step(obs):
-        action = policy.act(obs, deterministic=deterministic, rng=rng)
+        if deterministic:
+            action = policy.act(obs)
+        else:
+            action = policy.explore(obs, rng, noise_std=action_std, rate=exploration_rate)[0]
         return env.step(int(action) if policy.action.discrete else action)
 
     return _run_episodes(env, step, episodes, seed, progress)
