@@ -77,6 +77,11 @@ def _source(summary: dict, task) -> str:
     return f"{text}, actions {noise} on {'every step' if rate == 1 else f'a share {rate:g} of the steps'}"
 
 
+def _exploration_rate(args) -> float:
+    """The share of steps that sample with --stochastic: every step unless --exploration-rate says otherwise."""
+    return 1.0 if args.exploration_rate is None else args.exploration_rate
+
+
 def _check_arguments(args) -> None:
     from charctl.util.errors import CharctlError
 
@@ -129,7 +134,7 @@ def _open(args):
     if args.stochastic:
         own_std = None if task.policy.action.discrete else task.policy.action_std
         header.update(action_std=own_std if args.action_std is None else args.action_std,
-                      exploration_rate=1.0 if args.exploration_rate is None else args.exploration_rate)
+                      exploration_rate=_exploration_rate(args))
     return task.make_env(evaluation=not args.as_trained), task.name, header, task
 
 
@@ -147,8 +152,7 @@ def _evaluate(args, env, task, name):
             result = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
         else:
             result = evaluate(env, task.policy, args.episodes, args.seed, deterministic=not args.stochastic,
-                              progress=progress, action_std=args.action_std,
-                              exploration_rate=1.0 if args.exploration_rate is None else args.exploration_rate)
+                              progress=progress, action_std=args.action_std, exploration_rate=_exploration_rate(args))
         if args.baseline:
             baseline = evaluate_reference_pd(env, args.episodes, args.seed, progress=progress)
     return result, baseline
