@@ -5,7 +5,8 @@ Contents (tensors, numbers, strings, lists and dicts only):
     iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator),
     torch_rng, best_test_return, buffer (flat episode arrays, optional), dataset (path of a static dataset, or
     None), last_row (the iteration's progress.csv row), next_collection_policy (overlap_collection: the policy
-    from before the last update, which collects the next iteration; else None).
+    from before the last update, which collects the next iteration; else None), switches_made (the samples of the
+    config's switches already made).
 
 To open a policy file for use (the policy, its task and its env): charctl/play/policy_file.py.
 """

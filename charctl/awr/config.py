@@ -21,6 +21,9 @@ from charctl.util.paths import CONFIGS_DIR
 from charctl.util.typed_config import checked_fields, ranged
 
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
+ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, other keys are AWR settings
+# what a run keeps from its start: a resume or a switch may not change them
+FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed")
 
 
 @dataclass
@@ -79,6 +82,10 @@ class AWRConfig:
     normalizer_samples: int = ranged(300_000, ge=0)  # running mean/std updated until this many samples, then frozen
     normalizer_std_floor: float = ranged(0.01, gt=0)
     obs_clip: float | None = ranged(None, gt=0)  # clip normalised observations to +-obs_clip (null: no clip)
+    # --- a curriculum: {SAMPLES: {KEY: VALUE, ...}}; from the first iteration at or past SAMPLES on, the run trains
+    # with these settings as well (AWR keys, or env.KEY for an imitation env setting that keeps the observation and
+    # action sizes), as a `--resume --set` there would; each applies once, recorded in settings_changes.txt
+    switches: dict = dataclasses.field(default_factory=dict)
 
     @property
     def effective_lambda(self) -> float:
@@ -142,7 +149,43 @@ def _imitation_values(character: str, motion: str | None, directory: Path) -> tu
 
 def _checked(data: dict, where) -> dict:
     """`data` with every key known and every value of its field's type (ints accepted for floats, converted)."""
-    return checked_fields(AWRConfig, data, where, "the keys: AWRConfig in charctl/awr/config.py")
+    values = checked_fields(AWRConfig, data, where, "the keys: AWRConfig in charctl/awr/config.py")
+    if "switches" in values:
+        values["switches"] = _checked_switches(values["switches"], f"{where}: switches")
+    return values
+
+
+def _checked_switches(switches: dict, where: str) -> dict:
+    """Switches in sample order, each AWR value typed and in range; env.* values are the env's to check (the
+    trainer does, before the run starts)."""
+    out = {}
+    for mark, settings in switches.items():
+        if isinstance(mark, bool) or not isinstance(mark, int) or mark < 1:
+            raise CharctlError(f"{where}: {mark!r}: expected a sample count >= 1")
+        if not isinstance(settings, dict) or not settings:
+            raise CharctlError(f"{where}: {mark}: expected a mapping of settings, got {settings!r}")
+        awr, env = split_env_settings(settings)
+        for key in awr:
+            if key in (*FIXED_ON_RESUME, "samples", "switches"):
+                raise CharctlError(f"{where}: {mark}: {key} cannot switch during a run")
+        out[mark] = {**_checked(awr, f"{where}: {mark}"),
+                     **{key: value for key, value in settings.items() if str(key).startswith(ENV_PREFIX)}}
+    return dict(sorted(out.items()))
+
+
+def split_env_settings(settings: dict) -> tuple[dict, dict]:
+    """(AWR settings, nested imitation env settings) from flat keys, env.KEY (env.sim.KEY nests) for the env."""
+    awr, env = {}, {}
+    for key, value in settings.items():
+        if not str(key).startswith(ENV_PREFIX):
+            awr[key] = value
+            continue
+        *parents, leaf = key[len(ENV_PREFIX):].split(".")
+        node = env
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return awr, env
 
 
 def load_config(env_id: str | None = None, config_file: str | Path | None = None, overrides: dict | None = None,

@@ -9,6 +9,8 @@ Output directory (NAME defaults to the env id with '/' as '_'):
     NAME.pt        the policy with the best deterministic test return so far (no replay buffer)
     progress.csv   one row per iteration;  config.yaml  the resolved settings;  tb/  TensorBoard scalars
 A kill at any moment loses at most the iteration in flight; `resume=True` continues from NAME-last.pt.
+A curriculum (`config.switches`) is a resume in-process: at the first iteration at or past a switch's samples the
+run is closed and resumed with its settings, so what holds for `--resume --set` holds for it.
 Ctrl-C stops after closing the workers; the last checkpoint is the end of the last finished iteration.
 """
 
@@ -29,6 +31,7 @@ from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import EpisodeBuffer
 from charctl.awr.checkpoint import (
     FORMAT,
+    IMITATION_ENV_ID,
     buffer_from_dict,
     buffer_to_dict,
     check_primitive,
@@ -37,7 +40,7 @@ from charctl.awr.checkpoint import (
     policy_to_dict,
     save_checkpoint,
 )
-from charctl.awr.config import AWRConfig, build_config, config_to_dict
+from charctl.awr.config import ENV_PREFIX, FIXED_ON_RESUME, AWRConfig, build_config, config_to_dict, split_env_settings
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.util.errors import CharctlError
@@ -139,8 +142,6 @@ def _tensorboard(out_dir: Path, purge_step: int):
     return SummaryWriter(str(out_dir / "tb"), purge_step=purge_step if purge_step > 0 else None)
 
 
-# settings a resumed run cannot change: the saved networks' shapes, the normaliser's floor, the seed
-FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed")
 # how the command line names a setting in a refusal (others are --set KEY)
 FLAGS = {"samples": "--samples", "seed": "--seed", "num_workers": "--workers"}
 
@@ -271,15 +272,41 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     with DirectoryLock(out_dir, "the run directory") as lock:
         run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env,
                    lock)
-        try:
-            run.open_rollouts(ray_address)
-            while run.samples < run.config.samples:
-                run.iterate()
-        except KeyboardInterrupt:
-            run.result.interrupted = True
-        finally:
-            run.close()
+        while (due := _train_until_switch(run, ray_address)) is not None:
+            awr_settings, env_settings = split_env_settings(run.config.switches[due])
+            switched = run.env_kwargs if not env_settings else \
+                switched_env(env_id, run.env_kwargs, env_settings, f"switches: {due}")
+            run = _Run(env_id, switched, run.config, Path(out_dir), True, dataset, progress, name, awr_settings,
+                       lambda saved: switched, lock, switch=due)
     return run.result
+
+
+def _train_until_switch(run: _Run, ray_address: str | None) -> int | None:
+    """Iterate until the budget is spent (None) or a switch is due (its samples; the last checkpoint then holds the
+    run as it is, for the switch to resume from)."""
+    try:
+        run.open_rollouts(ray_address)
+        while run.samples < run.config.samples:
+            due = run.due_switch()
+            if due is not None:
+                run.save_last()  # this command's own changes too, when no iteration has run since they applied
+                return due
+            run.iterate()
+    except KeyboardInterrupt:
+        run.result.interrupted = True
+    finally:
+        run.close()
+    return None
+
+
+def switched_env(env_id: str, env_kwargs: dict, env_settings: dict, where: str) -> dict:
+    """An imitation task's env kwargs with nested env settings on top (a switch's env.KEY values)."""
+    if env_id != IMITATION_ENV_ID or not isinstance(env_kwargs.get("config"), dict):
+        raise CharctlError(f"{where}: env.* settings apply to imitation tasks only")
+    from charctl.envs.config import config_to_dict as env_config_to_dict
+    from charctl.envs.config import env_config_on
+
+    return {**env_kwargs, "config": env_config_to_dict(env_config_on(env_kwargs["config"], env_settings, where))}
 
 
 class _Run:
@@ -287,7 +314,7 @@ class _Run:
 
     def __init__(self, env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: Path, resume: bool,
                  dataset: str | Path | None, progress: bool, name: str | None, changes: dict | None,
-                 resumed_env=None, lock: DirectoryLock | None = None):
+                 resumed_env=None, lock: DirectoryLock | None = None, switch: int | None = None):
         self.env_id, self.out_dir = env_id, out_dir
         self.name = name = name or default_name(env_id)
         self.last_path, self.best_path = last_checkpoint_path(out_dir, name), best_checkpoint_path(out_dir, name)
@@ -313,6 +340,12 @@ class _Run:
         probe.close()
         if state is not None and state.get("env_changed"):
             _check_same_spaces(self.last_path, state, self.observation_space, action_space, notes)
+        # the switches this run has made (a resumed run's from its checkpoint) and, for one about to be made now, it
+        self.switches_made = sorted({*(state.get("switches_made", []) if state is not None else []),
+                                     *([switch] if switch is not None else [])})
+        if switch is not None:
+            notes.insert(0, f"the switch at {switch} samples")
+        self._check_switches(action_space)  # a bad switch fails now, not millions of samples in
         self.agent = agent = AWRAgent(self.observation_space, action_space, config)
         self.buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
         self.iteration, self.samples, wall_offset, self.best = 0, 0, 0.0, None
@@ -350,7 +383,8 @@ class _Run:
             history = out_dir / "settings_changes.txt"
             atomic_write_text(history, (history.read_text() if history.exists() else "") + line)
             print(f"{name}: resuming with {'; '.join(notes)}")
-        self.log = ProgressLog(out_dir / "progress.csv", self.iteration, state.get("last_row") if state else None)
+        self.last_row = state.get("last_row") if state else None  # the last finished iteration's progress row
+        self.log = ProgressLog(out_dir / "progress.csv", self.iteration, self.last_row)
         self.writer = _tensorboard(out_dir, purge_step=self.samples)
         self.result = TrainResult(out_dir=out_dir, name=name, iteration=self.iteration, samples=self.samples,
                                   best_test_return=self.best, test_episodes=config.eval_episodes,
@@ -395,6 +429,7 @@ class _Run:
             self.best = self.result.best_test_return = row["test_return"]
         row = {k: _fmt(v) for k, v in row.items()}
         self.save_checkpoints(self.checkpoint(row, wall_time=t3 - self.start), improved)
+        self.last_row = row
         row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
         self.log_row(row)
         self.result.iteration, self.result.samples = self.iteration, self.samples
@@ -496,8 +531,34 @@ class _Run:
             "agent": agent.state_dict(), "torch_rng": torch.get_rng_state(), "best_test_return": self.best,
             "buffer": buffer_to_dict(self.buffer.episodes()) if keep_buffer else None,
             "dataset": _path_str(self.dataset), "last_row": row,
-            "next_collection_policy": policy_to_dict(self.next_policy),
+            "next_collection_policy": policy_to_dict(self.next_policy), "switches_made": self.switches_made,
         }
+
+    def due_switch(self) -> int | None:
+        """The first switch not made yet whose samples the run has reached."""
+        return next((at for at in self.config.switches if at <= self.samples and at not in self.switches_made), None)
+
+    def save_last(self) -> None:
+        """The last checkpoint rewritten with the run's settings as they are now (same iteration, same state)."""
+        save_checkpoint(self.last_path, self.checkpoint(self.last_row, wall_time=time.perf_counter() - self.start))
+
+    def _check_switches(self, action_space) -> None:
+        """Every switch still to come: its env settings valid for this task and keeping the observation and action
+        sizes (the AWR settings were checked with the config)."""
+        for at, settings in self.config.switches.items():
+            _, env_settings = split_env_settings(settings)
+            if at in self.switches_made or not env_settings:
+                continue
+            where = f"switches: {at}"
+            probe = make_env(self.env_id, switched_env(self.env_id, self.env_kwargs, env_settings, where))
+            try:
+                same = probe.observation_space.shape == self.observation_space.shape \
+                    and probe.action_space == action_space
+            finally:
+                probe.close()
+            if not same:
+                raise CharctlError(f"{where}: {', '.join(_flatten(env_settings, ENV_PREFIX))} would change the "
+                                   "observation or the actions; a switch keeps their sizes")
 
     def save_checkpoints(self, checkpoint: dict, improved: bool) -> None:
         if improved:  # the best policy first: a kill between the two writes never loses it

@@ -88,9 +88,8 @@ def _check_switches(spec: LearnSpec) -> None:
     checked before anything trains."""
     from argparse import Namespace
 
-    from charctl.awr.config import load_config
-    from charctl.awr.trainer import FIXED_ON_RESUME
-    from charctl.commands.train import resolve, split_env_overrides
+    from charctl.awr.config import FIXED_ON_RESUME, load_config, split_env_settings
+    from charctl.commands.train import resolve
 
     for at, settings in spec.switches.items():
         fixed = sorted(set(settings) & set(FIXED_ON_RESUME))
@@ -100,7 +99,7 @@ def _check_switches(spec: LearnSpec) -> None:
         if at not in spec.marks and at % spec.every:  # past --samples it waits for a longer budget
             raise CharctlError(f"--from {at}: settings change at an evaluation mark, a multiple of --every "
                                f"{spec.every} (marks: {', '.join(map(str, spec.marks))})")
-        awr_settings, env_settings = split_env_overrides(spec.settings_to(at + 1))
+        awr_settings, env_settings = split_env_settings(spec.settings_to(at + 1))
         resolve(Namespace(character=spec.character, target=spec.motion), env_settings)
         load_config(None, None, awr_settings, character=spec.character, motion=spec.motion)
 
@@ -191,11 +190,11 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
     """Train (or continue) the seed's run until `mark` samples; returns its last checkpoint."""
     from argparse import Namespace
 
-    from charctl.awr.config import load_config
+    from charctl.awr.config import load_config, split_env_settings
     from charctl.awr.trainer import last_checkpoint_path, train
-    from charctl.commands.train import on_saved_env, resolve, split_env_overrides
+    from charctl.commands.train import on_saved_env, resolve
 
-    awr_overrides, env_overrides = split_env_overrides(spec.settings_to(mark))
+    awr_overrides, env_overrides = split_env_settings(spec.settings_to(mark))
     env_id, env_kwargs, name = resolve(Namespace(character=spec.character, target=spec.motion), env_overrides)
     overrides = {**awr_overrides, "samples": mark, "seed": seed}
     if spec.workers is not None:
@@ -236,11 +235,11 @@ def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
 def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
     """Reference PD under the variant's env settings, as its marks are evaluated (training-only pose termination
     off), in OUT/VARIANT/baseline.json; None for a variant without env settings (OUT/baseline.json is its)."""
-    from charctl.commands.train import split_env_overrides
+    from charctl.awr.config import split_env_settings
     from charctl.envs.config import for_evaluation
     from charctl.play.evaluation import cached_reference_pd
 
-    _, env_overrides = split_env_overrides(spec.settings_to(spec.samples))  # the env the variant ends in
+    _, env_overrides = split_env_settings(spec.settings_to(spec.samples))  # the env the variant ends in
     if not env_overrides:
         return None
     kwargs = {"character": spec.character, "motion": spec.motion, "config": for_evaluation(env_overrides)}

@@ -2,10 +2,11 @@
 
 import argparse
 
+from charctl.awr.config import ENV_PREFIX, split_env_settings
+
 # The first positional names the character; `gym` means "a gymnasium env id follows".
 GYM = "gym"
 IMITATION_ENV = "charctl/Imitate-v0"
-ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, other keys are AWR settings
 
 
 def register(subparsers) -> None:
@@ -51,28 +52,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def split_env_overrides(overrides: dict) -> tuple[dict, dict]:
-    """(AWR overrides, nested imitation env overrides) from flat --set keys."""
-    awr, env = {}, {}
-    for key, value in overrides.items():
-        if not key.startswith(ENV_PREFIX):
-            awr[key] = value
-            continue
-        *parents, leaf = key[len(ENV_PREFIX):].split(".")
-        node = env
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return awr, env
-
-
 def env_only_overrides(items: list[str] | None, who: str) -> dict:
     """Nested imitation env settings from `--set env.KEY=VALUE` items, for a command (`who`) that takes no
     AWR settings: any other key is refused, naming it."""
     from charctl.awr.config import parse_overrides
     from charctl.util.errors import CharctlError
 
-    awr_keys, env = split_env_overrides(parse_overrides(items))
+    awr_keys, env = split_env_settings(parse_overrides(items))
     if awr_keys:
         raise CharctlError(f"--set {next(iter(awr_keys))}: {who} takes env settings only ({ENV_PREFIX}KEY=VALUE)")
     return env
@@ -127,7 +113,7 @@ def run(args) -> int:
         from charctl.awr.ray_rollout import import_ray
 
         import_ray()  # without Ray: one line saying how to install it, before any work
-    awr_overrides, env_overrides = split_env_overrides(parse_overrides(args.overrides))
+    awr_overrides, env_overrides = split_env_settings(parse_overrides(args.overrides))
     for key, value, flag in (("samples", args.samples, "--samples"), ("seed", args.seed, "--seed"),
                              ("num_workers", args.workers, "--workers")):
         if value is not None:

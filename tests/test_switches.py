@@ -1,0 +1,103 @@
+"""A curriculum in the settings (`switches: {SAMPLES: {KEY: VALUE}}`): from the first iteration at or past SAMPLES the
+run trains with those settings as well, exactly as `--resume --set` there would; each switch is made once, also
+when the run stopped at its mark; a bad switch is refused before anything is written."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from charctl.awr.checkpoint import load_checkpoint
+from charctl.awr.config import load_config
+from charctl.awr.trainer import train
+from charctl.cli import main
+from charctl.util.errors import CharctlError
+
+QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
+         "num_workers": 0}
+FREEZE_AT_1024 = {1024: {"actor_lr": 0}}  # actor_lr 0 freezes the actor: the switch's effect is visible exactly
+
+
+def cartpole(out: Path, resume: bool = False, changes: dict | None = None, **settings):
+    return train("CartPole-v1", {}, load_config("CartPole-v1", overrides={**QUICK, **settings}), out, resume=resume,
+                 progress=False, changes=changes)
+
+
+def actor(run: Path) -> dict:
+    return load_checkpoint(run / "CartPole-v1-last.pt")["agent"]["actor"]
+
+
+def test_a_switch_is_a_resume_with_its_settings_at_its_mark(tmp_path):
+    switched = cartpole(tmp_path / "switched", samples=4 * 512, switches=FREEZE_AT_1024)
+    at = cartpole(tmp_path / "by-hand", samples=2 * 512).samples  # the first iteration's end at or past 1024
+    by_hand = cartpole(tmp_path / "by-hand", resume=True, changes={"samples": 4 * 512, "actor_lr": 0})
+    # stopped at the mark by its budget: the switch is made when the run goes on
+    cartpole(tmp_path / "stopped", samples=2 * 512, switches=FREEZE_AT_1024)
+    stopped = cartpole(tmp_path / "stopped", resume=True, changes={"samples": 4 * 512})
+
+    assert (switched.iteration, switched.samples) == (by_hand.iteration, by_hand.samples) == \
+        (stopped.iteration, stopped.samples)
+    for run in ("by-hand", "stopped"):
+        for key, value in actor(tmp_path / "switched").items():
+            torch.testing.assert_close(actor(tmp_path / run)[key], value, rtol=0, atol=0)
+    state = load_checkpoint(switched.last_checkpoint)
+    assert state["config"]["actor_lr"] == 0.0 and state["switches_made"] == [1024]
+    history = (tmp_path / "switched" / "settings_changes.txt").read_text().splitlines()
+    assert history == [f"iteration 2 ({at} samples): the switch at 1024 samples; "
+                       "actor_lr 0.0005 -> 0.0"]
+    history = (tmp_path / "stopped" / "settings_changes.txt").read_text().splitlines()
+    assert history[-1].endswith("the switch at 1024 samples; actor_lr 0.0005 -> 0.0"), history
+    assert len(history) == 2  # the new budget, then the switch
+
+
+def test_a_switch_is_made_once_even_when_the_run_sets_it_back(tmp_path):
+    cartpole(tmp_path / "run", samples=3 * 512, switches=FREEZE_AT_1024)
+    cartpole(tmp_path / "run", resume=True, changes={"samples": 4 * 512, "actor_lr": 0.0005})
+    state = load_checkpoint(tmp_path / "run" / "CartPole-v1-last.pt")
+    assert state["config"]["actor_lr"] == 0.0005 and state["switches_made"] == [1024]
+    assert "the switch" not in (tmp_path / "run" / "settings_changes.txt").read_text().splitlines()[-1]
+
+
+@pytest.mark.parametrize("switches, message", [
+    ({1024: {"env.time_limit": 2}}, r"switches: 1024: env\.\* settings apply to imitation tasks only"),
+    ({1024: {"seed": 2}}, r"switches: 1024: seed cannot switch during a run"),
+    ({0: {"actor_lr": 0}}, r"switches: 0: expected a sample count >= 1"),
+])
+def test_a_bad_switch_is_refused_before_anything_is_written(tmp_path, switches, message):
+    with pytest.raises(CharctlError, match=message):
+        cartpole(tmp_path / "run", samples=2048, switches=switches)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_imitation_run_switches_env_settings_and_refuses_a_bad_one_up_front(tmp_path, capsys):
+    out = tmp_path / "dog"
+    quick = ["--no-progress", "--workers", "0", "--set", "samples_per_iter=64", "--set", "critic_steps=5",
+             "--set", "actor_steps=10", "--set", "eval_every=0", "--set", "eval_episodes=1",
+             "--set", "env.time_limit=1"]
+    switch = "switches={64: {env.pd_target_velocity: true, env.pd_target_velocity_scale: 0.5}}"
+    assert main(["train", "dog", "trot", "--out", str(out), "--samples", "128", *quick, "--set", switch]) == 0
+    said = capsys.readouterr().out
+    assert "the switch at 64 samples; env.pd_target_velocity False -> True; env.pd_target_velocity_scale 1.0 -> 0.5" \
+        in said, said
+    state = load_checkpoint(out / "dog_trot-last.pt")
+    assert state["samples"] >= 128 and state["switches_made"] == [64]
+    settings = state["env_kwargs"]["config"]
+    assert settings["pd_target_velocity"] is True and settings["pd_target_velocity_scale"] == 0.5
+
+    for bad, expected in (("switches={64: {env.reference_ahead: [1]}}", "would change the observation"),
+                          ("switches={64: {env.no_such_setting: 1}}", "no_such_setting")):
+        assert main(["train", "dog", "trot", "--out", str(tmp_path / "bad"), "--samples", "128", *quick,
+                     "--set", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "switches: 64" in err and expected in err, err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_the_dog_trot_default_switches_to_the_shipped_policys_pd_targets():
+    """The trot's settings reproduce policies/dog_trot.pt's recipe: from 2M samples, the PD targets it was trained
+    with."""
+    (at, settings), = load_config(character="dog", motion="trot").switches.items()
+    shipped = load_checkpoint(Path(__file__).parents[1] / "policies" / "dog_trot.pt")
+    assert at == 2_000_000 and shipped["samples"] > at
+    for key, value in settings.items():
+        assert shipped["env_kwargs"]["config"][key.removeprefix("env.")] == value
