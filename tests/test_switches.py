@@ -93,11 +93,14 @@ def test_an_imitation_run_switches_env_settings_and_refuses_a_bad_one_up_front(t
         assert not (tmp_path / "bad").exists()
 
 
-def test_the_dog_trot_default_switches_to_the_shipped_policys_pd_targets():
-    """The trot's settings reproduce policies/dog_trot.pt's recipe: from 2M samples, the PD targets it was trained
-    with."""
-    (at, settings), = load_config(character="dog", motion="trot").switches.items()
+def test_the_dog_trot_default_switches_as_the_shipped_policy_was_trained():
+    """The trot's settings reproduce policies/dog_trot.pt's recipe: each switch's settings (the PD targets from 2M,
+    the action std from 2.5M) are the ones it was trained with."""
+    switches = load_config(character="dog", motion="trot").switches
     shipped = load_checkpoint(Path(__file__).parents[1] / "policies" / "dog_trot.pt")
-    assert at == 2_000_000 and shipped["samples"] > at
-    for key, value in settings.items():
-        assert shipped["env_kwargs"]["config"][key.removeprefix("env.")] == value
+    assert list(switches) == [2_000_000, 2_500_000] and shipped["samples"] > 2_500_000
+    for settings in switches.values():
+        for key, value in settings.items():
+            trained = shipped["env_kwargs"]["config"][key.removeprefix("env.")] if key.startswith("env.") \
+                else shipped["config"][key]
+            assert trained == value, key
