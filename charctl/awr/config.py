@@ -164,12 +164,12 @@ def _checked_switches(switches: dict, where: str) -> dict:
             raise CharctlError(f"{where}: {mark!r}: expected a sample count >= 1")
         if not isinstance(settings, dict) or not settings:
             raise CharctlError(f"{where}: {mark}: expected a mapping of settings, got {settings!r}")
-        awr, env = split_env_settings(settings)
+        env = {key: value for key, value in settings.items() if str(key).startswith(ENV_PREFIX)}
+        awr = {key: value for key, value in settings.items() if key not in env}
         for key in awr:
             if key in (*FIXED_ON_RESUME, "samples", "switches"):
                 raise CharctlError(f"{where}: {mark}: {key} cannot switch during a run")
-        out[mark] = {**_checked(awr, f"{where}: {mark}"),
-                     **{key: value for key, value in settings.items() if str(key).startswith(ENV_PREFIX)}}
+        out[mark] = {**_checked(awr, f"{where}: {mark}"), **env}
     return dict(sorted(out.items()))
 
 
