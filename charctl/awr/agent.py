@@ -195,6 +195,14 @@ class AWRAgent:
         self.generator.set_state(state["generator"])
         self._apply_config_settings()  # a resumed run may have changed them (trainer.train's `changes`)
 
+    def load_networks(self, state: dict) -> None:
+        """Another run's actor, critic and observation normaliser (a warm start, AWRConfig.init_from); the
+        optimisers and the sampling generator stay this run's own."""
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self._apply_config_settings()
+
     def _apply_config_settings(self) -> None:
         """The config's learning rates, momenta and observation clip over whatever a loaded state held."""
         for optimizer, lr, momentum in ((self.actor_optimizer, self.config.actor_lr, self.config.actor_momentum),

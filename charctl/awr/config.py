@@ -23,7 +23,7 @@ from charctl.util.typed_config import checked_fields, ranged
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, other keys are AWR settings
 # what a run keeps from its start: a resume or a switch may not change them
-FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed")
+FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed", "init_from")
 
 
 @dataclass
@@ -43,6 +43,10 @@ class AWRConfig:
     # the workers collect the next iteration's samples while the learner updates, with the policy from before
     # that update (one update behind: AWR is off-policy); not on iterations that end with a test evaluation
     overlap_collection: bool = False
+    # a new run begins from this checkpoint's actor, critic and observation normaliser (a run of the same
+    # observation and action sizes and layers, e.g. another clip of the same character: DeepMimic's
+    # --model_files); its optimisers, samples and seed start afresh
+    init_from: str | None = None
     # --- data
     samples_per_iter: int = ranged(2048, ge=1)  # new samples per iteration (whole episodes, so a little more)
     buffer_size: int = ranged(50_000, ge=1)  # FIFO replay buffer, in samples; whole oldest episodes are evicted

@@ -143,7 +143,7 @@ def _tensorboard(out_dir: Path, purge_step: int):
 
 
 # how the command line names a setting in a refusal (others are --set KEY)
-FLAGS = {"samples": "--samples", "seed": "--seed", "num_workers": "--workers"}
+FLAGS = {"samples": "--samples", "seed": "--seed", "num_workers": "--workers", "init_from": "--init"}
 
 
 def _env_difference(saved_id: str, saved_kwargs: dict, env_id: str, env_kwargs: dict) -> str:
@@ -227,6 +227,26 @@ def _check_same_spaces(path: Path, state: dict, observation_space, action_space,
         raise CharctlError(f"{path}: {what} changes the actions ({state['action']['size']} -> {action['size']} "
                            "numbers, or their range); a resumed run keeps its observation and actions (start a new "
                            "run in another --out)")
+
+
+def _initial_networks(path: Path, observation_space, action_space, config: AWRConfig) -> dict:
+    """The agent state a new run begins from (`init_from`), refused unless its networks fit this run."""
+    from charctl.awr.policy import ActionSpec
+
+    state = load_checkpoint(path)
+    where = f"{path} (--init)"
+    size, saved_size = int(observation_space.shape[0]), int(state["observation_size"])
+    if size != saved_size:
+        raise CharctlError(f"{where}: its policy observes {saved_size} numbers, this task {size}")
+    action = ActionSpec.from_space(action_space).to_dict()
+    if action != state["action"]:
+        raise CharctlError(f"{where}: its policy acts with {state['action']['size']} numbers, this task "
+                           f"{action['size']} (or their range differs)")
+    for key in ("actor_layers", "critic_layers", "normalizer_std_floor"):
+        saved, wanted = state["config"].get(key), getattr(config, key)
+        if saved != wanted:
+            raise CharctlError(f"{where}: its {key} is {saved}, this run's {wanted} (--set {key}={saved} to match)")
+    return state["agent"]
 
 
 def _same_task(saved: dict, wanted: dict) -> bool:
@@ -354,6 +374,9 @@ class _Run:
             if state is None:  # the whole dataset sets the normaliser, which then stays fixed
                 agent.normalizer.record(self.buffer.flat().observations)
                 agent.normalizer.update()
+        if state is None and config.init_from is not None:  # after the dataset: the policy keeps its normaliser
+            agent.load_networks(_initial_networks(Path(config.init_from), self.observation_space, action_space, config))
+            print(f"{name}: begins from the networks of {config.init_from}")
         if state is not None:
             agent.load_state_dict(state["agent"])  # then the config's optimiser and normaliser settings apply
             torch.set_rng_state(state["torch_rng"])

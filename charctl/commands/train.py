@@ -42,6 +42,10 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset", help="train from a static .npz dataset without stepping the env "
                         "(docs/datasets.md)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from NAME-last.pt")
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="begin a new run from a checkpoint's actor, critic and observation normaliser (same "
+                        "observation and action sizes and layers, e.g. a policy of another clip of the character); "
+                        "samples, optimisers and seed start afresh")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
                         help="override one setting (repeatable), e.g. --set temperature=0.5 --set env.time_limit=10")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -115,7 +119,7 @@ def run(args) -> int:
         import_ray()  # without Ray: one line saying how to install it, before any work
     awr_overrides, env_overrides = split_env_settings(parse_overrides(args.overrides))
     for key, value, flag in (("samples", args.samples, "--samples"), ("seed", args.seed, "--seed"),
-                             ("num_workers", args.workers, "--workers")):
+                             ("num_workers", args.workers, "--workers"), ("init_from", args.init, "--init")):
         if value is not None:
             awr_overrides[key] = checked_fields(AWRConfig, {key: value}, flag)[key]  # in range, named by its flag
     # a resumed run keeps its saved settings; these (the --config file, then --set and the flags) change them
