@@ -23,12 +23,12 @@ import torch
 from charctl.awr.buffer import Episode, FlatEpisodes, flatten, unflatten
 from charctl.awr.config import build_config
 from charctl.awr.policy import ActionSpec, Actor, NumpyPolicy, ObsNormalizer
+from charctl.envs import IMITATION_ENV_ID
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_path
 
 FORMAT = "charctl-awr-1"
 # what every reader of a checkpoint (play, eval, collect, --resume) relies on
-IMITATION_ENV_ID = "charctl/Imitate-v0"
 REQUIRED = ("env_id", "env_kwargs", "config", "observation_size", "action", "iteration", "samples", "agent")
 
 

@@ -31,7 +31,6 @@ from charctl.awr.agent import AWRAgent
 from charctl.awr.buffer import EpisodeBuffer
 from charctl.awr.checkpoint import (
     FORMAT,
-    IMITATION_ENV_ID,
     buffer_from_dict,
     buffer_to_dict,
     check_primitive,
@@ -43,6 +42,7 @@ from charctl.awr.checkpoint import (
 from charctl.awr.config import ENV_PREFIX, FIXED_ON_RESUME, AWRConfig, build_config, config_to_dict, split_env_settings
 from charctl.awr.dataset import load_dataset
 from charctl.awr.rollout import Rollouts, make_env
+from charctl.envs import IMITATION_ENV_ID
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import DirectoryLock, atomic_write_bytes, atomic_write_text
 

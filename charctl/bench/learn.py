@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from charctl.awr.checkpoint import load_checkpoint, save_checkpoint
+from charctl.envs import IMITATION_ENV_ID
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
@@ -228,7 +229,7 @@ def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
     """Reference PD from the evaluation's start states, measured once per output folder (and episode count)."""
     from charctl.play.evaluation import cached_reference_pd
 
-    return cached_reference_pd(out / "baseline.json", "charctl/Imitate-v0", {"character": character, "motion": motion},
+    return cached_reference_pd(out / "baseline.json", IMITATION_ENV_ID, {"character": character, "motion": motion},
                                episodes)
 
 
@@ -243,7 +244,7 @@ def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
     if not env_overrides:
         return None
     kwargs = {"character": spec.character, "motion": spec.motion, "config": for_evaluation(env_overrides)}
-    return cached_reference_pd(out / spec.variant / "baseline.json", "charctl/Imitate-v0", kwargs, spec.episodes)
+    return cached_reference_pd(out / spec.variant / "baseline.json", IMITATION_ENV_ID, kwargs, spec.episodes)
 
 
 def run_variant(out: Path, spec: LearnSpec, log=print) -> None:

@@ -74,8 +74,9 @@ def vector_rate(env_kwargs: dict, workers: int, seconds: float) -> float:
     import numpy as np
 
     from charctl.bench.vector import make_vector_env
+    from charctl.envs import IMITATION_ENV_ID
 
-    envs = make_vector_env("charctl/Imitate-v0", env_kwargs, workers, seed=0)
+    envs = make_vector_env(IMITATION_ENV_ID, env_kwargs, workers, seed=0)
     try:
         action = np.zeros(envs.action_space.shape)
         return rate(lambda: envs.step(action), seconds) * workers

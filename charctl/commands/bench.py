@@ -76,10 +76,11 @@ def run(args) -> int:
             raise CharctlError(f"--peer: pybullet's DeepMimic port has no {args.character} {args.motion} "
                                f"(it has humanoid3d clips only)")
     from charctl.commands.train import env_only_overrides
+    from charctl.envs import IMITATION_ENV_ID
 
     kwargs = {"character": args.character, "motion": args.motion,
               "config": env_only_overrides(args.overrides, "bench env")}
-    env = gym.make("charctl/Imitate-v0", **kwargs).unwrapped
+    env = gym.make(IMITATION_ENV_ID, **kwargs).unwrapped
     try:
         env.reset(seed=0)
         env_steps = env_rate(env, args.seconds)

@@ -112,6 +112,7 @@ def _open(args):
         from charctl.awr.rollout import make_env
         from charctl.character.model import load_character
         from charctl.commands.train import env_only_overrides
+        from charctl.envs import IMITATION_ENV_ID
         from charctl.envs.config import for_evaluation
         from charctl.motion.clip import load_clip
 
@@ -121,7 +122,7 @@ def _open(args):
         kwargs = {"character": character.name, "motion": motion}
         if env_settings:  # as a policy is evaluated
             kwargs["config"] = env_settings if args.as_trained else for_evaluation(env_settings)
-        env = make_env("charctl/Imitate-v0", kwargs)
+        env = make_env(IMITATION_ENV_ID, kwargs)
         header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained}
         return env, f"{character.name}_{motion}", header, None
     from charctl.play.policy_file import open_policy

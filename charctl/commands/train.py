@@ -6,7 +6,6 @@ from charctl.awr.config import ENV_PREFIX, split_env_settings
 
 # The first positional names the character; `gym` means "a gymnasium env id follows".
 GYM = "gym"
-IMITATION_ENV = "charctl/Imitate-v0"
 
 
 def register(subparsers) -> None:
@@ -80,6 +79,7 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
         check_env_id(args.target)
         return args.target, {}, args.target.replace("/", "_")
     from charctl.character.model import load_character
+    from charctl.envs import IMITATION_ENV_ID
     from charctl.envs.config import config_to_dict, load_env_config
     from charctl.motion.clip import load_clip
 
@@ -89,7 +89,7 @@ def resolve(args, env_overrides: dict) -> tuple[str, dict, str]:
     # every env setting goes into the checkpoint: a policy plays in the env it was trained in, whatever
     # configs/env/ says later
     kwargs = {"character": character.name, "motion": args.target, "config": config_to_dict(settings)}
-    return IMITATION_ENV, kwargs, f"{character.name}_{args.target}"
+    return IMITATION_ENV_ID, kwargs, f"{character.name}_{args.target}"
 
 
 def on_saved_env(kwargs: dict, env_overrides: dict):

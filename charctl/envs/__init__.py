@@ -14,8 +14,9 @@ TASKS = {
     "DogTurn": ("dog", "turn"),
 }
 ENTRY_POINT = "charctl.envs.imitation:ImitationEnv"
+IMITATION_ENV_ID = "charctl/Imitate-v0"  # any character and clip, as keyword arguments (what checkpoints record)
 
-if "charctl/Imitate-v0" not in registry:
-    register(id="charctl/Imitate-v0", entry_point=ENTRY_POINT)
+if IMITATION_ENV_ID not in registry:
+    register(id=IMITATION_ENV_ID, entry_point=ENTRY_POINT)
     for _name, (_character, _motion) in TASKS.items():
         register(id=f"charctl/{_name}-v0", entry_point=ENTRY_POINT, kwargs={"character": _character, "motion": _motion})
