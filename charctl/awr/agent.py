@@ -187,13 +187,10 @@ class AWRAgent:
                 "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.normalizer.load_state_dict(state["normalizer"])
         self.generator.set_state(state["generator"])
-        self._apply_config_settings()  # a resumed run may have changed them (trainer.train's `changes`)
+        self.load_networks(state)  # then the config's settings: a resumed run may have changed them (`changes`)
 
     def load_networks(self, state: dict) -> None:
         """Another run's actor, critic and observation normaliser (a warm start, AWRConfig.init_from); the

@@ -213,35 +213,42 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
     return state, resumed_config, env_notes + notes
 
 
-def _check_same_spaces(path: Path, state: dict, observation_space, action_space, notes: list[str]) -> None:
-    """A resumed run's changed env must keep the policy's inputs and outputs."""
+def _space_difference(state: dict, observation_space, action_space) -> tuple[str, int, int] | None:
+    """Where a checkpoint's policy does not fit an env: ("observation" or "actions", its size, the env's), or None
+    (actions also differ when only their range does)."""
     from charctl.awr.policy import ActionSpec
 
-    what = "; ".join(n for n in notes if n.startswith("env."))
     size, saved_size = int(observation_space.shape[0]), int(state["observation_size"])
     if size != saved_size:
-        raise CharctlError(f"{path}: {what} changes the observation from {saved_size} to {size} numbers; a resumed "
-                           "run keeps its observation and actions (start a new run in another --out)")
+        return "observation", saved_size, size
     action = ActionSpec.from_space(action_space).to_dict()
     if action != state["action"]:
-        raise CharctlError(f"{path}: {what} changes the actions ({state['action']['size']} -> {action['size']} "
-                           "numbers, or their range); a resumed run keeps its observation and actions (start a new "
-                           "run in another --out)")
+        return "actions", state["action"]["size"], action["size"]
+    return None
+
+
+def _check_same_spaces(path: Path, state: dict, observation_space, action_space, notes: list[str]) -> None:
+    """A resumed run's changed env must keep the policy's inputs and outputs."""
+    difference = _space_difference(state, observation_space, action_space)
+    if difference is None:
+        return
+    what = "; ".join(n for n in notes if n.startswith("env."))
+    part, saved_size, size = difference
+    change = f"the observation from {saved_size} to {size} numbers" if part == "observation" else \
+        f"the actions ({saved_size} -> {size} numbers, or their range)"
+    raise CharctlError(f"{path}: {what} changes {change}; a resumed run keeps its observation and actions (start a "
+                       "new run in another --out)")
 
 
 def _initial_networks(path: Path, observation_space, action_space, config: AWRConfig) -> dict:
     """The agent state a new run begins from (`init_from`), refused unless its networks fit this run."""
-    from charctl.awr.policy import ActionSpec
-
     state = load_checkpoint(path)
     where = f"{path} (--init)"
-    size, saved_size = int(observation_space.shape[0]), int(state["observation_size"])
-    if size != saved_size:
-        raise CharctlError(f"{where}: its policy observes {saved_size} numbers, this task {size}")
-    action = ActionSpec.from_space(action_space).to_dict()
-    if action != state["action"]:
-        raise CharctlError(f"{where}: its policy acts with {state['action']['size']} numbers, this task "
-                           f"{action['size']} (or their range differs)")
+    difference = _space_difference(state, observation_space, action_space)
+    if difference is not None:
+        part, saved_size, size = difference
+        verb, note = ("observes", "") if part == "observation" else ("acts with", " (or their range differs)")
+        raise CharctlError(f"{where}: its policy {verb} {saved_size} numbers, this task {size}{note}")
     for key in ("actor_layers", "critic_layers", "normalizer_std_floor"):
         saved, wanted = state["config"].get(key), getattr(config, key)
         if saved != wanted:
