@@ -94,13 +94,13 @@ def test_an_imitation_run_switches_env_settings_and_refuses_a_bad_one_up_front(t
 
 
 def test_the_dog_trot_default_switches_as_the_shipped_policy_was_trained():
-    """The trot's settings reproduce policies/dog_trot.pt's recipe: each switch's settings (the PD targets from 2M,
-    the action std from 2.5M) are the ones it was trained with."""
+    """The trot's settings reproduce policies/dog_trot.pt's recipe: every switch lies within the samples it was
+    trained for, and each switched setting's last value is the one it ended with."""
     switches = load_config(character="dog", motion="trot").switches
     shipped = load_checkpoint(Path(__file__).parents[1] / "policies" / "dog_trot.pt")
-    assert list(switches) == [2_000_000, 2_500_000] and shipped["samples"] > 2_500_000
-    for settings in switches.values():
-        for key, value in settings.items():
-            trained = shipped["env_kwargs"]["config"][key.removeprefix("env.")] if key.startswith("env.") \
-                else shipped["config"][key]
-            assert trained == value, key
+    assert switches and max(switches) < shipped["samples"]
+    final = {key: value for _, settings in sorted(switches.items()) for key, value in settings.items()}
+    for key, value in final.items():
+        trained = shipped["env_kwargs"]["config"][key.removeprefix("env.")] if key.startswith("env.") \
+            else shipped["config"][key]
+        assert trained == value, key
