@@ -2,6 +2,7 @@
 run trains with those settings as well, exactly as `--resume --set` there would; each switch is made once, also
 when the run stopped at its mark; a bad switch is refused before anything is written."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,20 @@ def test_an_imitation_run_switches_env_settings_and_refuses_a_bad_one_up_front(t
 
 
 def test_the_dog_trot_default_switches_as_the_shipped_policy_was_trained():
-    """The trot's settings reproduce policies/dog_trot.pt's recipe: every switch lies within the samples it was
-    trained for, and each switched setting's last value is the one it ended with."""
+    """The trot's settings reproduce policies/dog_trot.pt's recipe: its run's history (settings_changes.txt) made
+    each switch's settings at that switch's samples, and each switched setting's last value is the one it ended with."""
+    repository = Path(__file__).parents[1]
     switches = load_config(character="dog", motion="trot").switches
-    shipped = load_checkpoint(Path(__file__).parents[1] / "policies" / "dog_trot.pt")
+    shipped = load_checkpoint(repository / "policies" / "dog_trot.pt")
+    history = (repository / "policies" / "runs" / "dog_trot-s0" / "settings_changes.txt").read_text().splitlines()
     assert switches and max(switches) < shipped["samples"]
+    for at, settings in switches.items():
+        # the first iteration at or past the switch's samples
+        made = [line for line in history
+                if at <= int(re.search(r"\((\d+) samples\)", line)[1]) < at + shipped["config"]["samples_per_iter"]]
+        for key, value in settings.items():
+            assert any(re.search(rf"(^|: |; ){re.escape(key)} \S+ -> {re.escape(str(value))}(;|$)", line)
+                       for line in made), (at, key)
     final = {key: value for _, settings in sorted(switches.items()) for key, value in settings.items()}
     for key, value in final.items():
         trained = shipped["env_kwargs"]["config"][key.removeprefix("env.")] if key.startswith("env.") \
