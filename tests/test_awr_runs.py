@@ -211,6 +211,28 @@ def test_resume_with_changes_applies_them_from_there_on_and_records_them(tmp_pat
     assert len((tmp_path / "run" / "settings_changes.txt").read_text().splitlines()) == 1
 
 
+def test_a_resume_stopped_before_its_first_iteration_and_rerun_records_its_changes_once(tmp_path, monkeypatch):
+    samples = train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "run", progress=False).samples
+    history = tmp_path / "run" / "settings_changes.txt"
+
+    def stopped(run):  # Ctrl-C during the resume's first iteration: the checkpoint still holds the old settings
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module._Run, "iterate", stopped)
+        result = train("CartPole-v1", {}, quick_config(), tmp_path / "run", resume=True, progress=False,
+                       changes={"samples": 3 * 512, "actor_lr": 0.001})
+    assert result.interrupted and load_checkpoint(result.last_checkpoint)["config"]["actor_lr"] == 0.0005
+    assert history.read_text().count("\n") == 1
+    train("CartPole-v1", {}, quick_config(), tmp_path / "run", resume=True, progress=False,
+          changes={"samples": 3 * 512, "actor_lr": 0.001})
+    assert history.read_text() == f"iteration 2 ({samples} samples): samples 1024 -> 1536; actor_lr 0.0005 -> 0.001\n"
+    # the same changes at a later iteration are a new line
+    train("CartPole-v1", {}, quick_config(), tmp_path / "run", resume=True, progress=False,
+          changes={"samples": 4 * 512, "actor_lr": 0.0005})
+    assert history.read_text().splitlines()[1].startswith("iteration 3 ")
+
+
 def test_resume_refuses_to_change_the_networks(tmp_path):
     train("CartPole-v1", {}, quick_config(samples=512), tmp_path / "run", progress=False)
     with pytest.raises(CharctlError, match=r"--set actor_layers: a resumed run keeps its actor_layers \(\[128, 64\]\)"):

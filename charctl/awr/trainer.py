@@ -411,7 +411,10 @@ class _Run:
         if notes:
             line = f"iteration {self.iteration} ({self.samples} samples): {'; '.join(notes)}\n"
             history = out_dir / "settings_changes.txt"
-            atomic_write_text(history, (history.read_text() if history.exists() else "") + line)
+            recorded = history.read_text() if history.exists() else ""
+            # a resume stopped before its first checkpoint applies the same changes again when rerun: noted once
+            if not recorded.endswith(line):
+                atomic_write_text(history, recorded + line)
             print(f"{name}: resuming with {'; '.join(notes)}")
         self.last_row = state.get("last_row") if state else None  # the last finished iteration's progress row
         self.log = ProgressLog(out_dir / "progress.csv", self.iteration, self.last_row)
