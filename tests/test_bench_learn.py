@@ -106,6 +106,17 @@ def test_a_curriculum_variant_changes_its_settings_at_a_mark(tmp_path):
     assert clash.returncode == 2 and "variant 'pace' was started with" in clash.stderr
 
 
+@pytest.mark.slow
+def test_one_seed_of_a_variant_trains_alone(tmp_path):
+    # --seed 1 continues or runs that seed only: no seed 0 run appears, its marks are the table's only rows
+    out = tmp_path / "trot"
+    alone = bench(out, "plain", 300, "--seed", "1")
+    assert alone.returncode == 0, alone.stderr
+    assert not (out / "plain/s0").exists()
+    assert "seed: 1" in (out / "plain/s1/config.yaml").read_text().splitlines()
+    assert [(r["seed"], int(r["mark"])) for r in rows(out)] == [("1", 300)]
+
+
 def test_the_legend_says_how_many_seeds_each_mark_averages():
     from charctl.bench.learn import variant_label
 

@@ -383,6 +383,8 @@ CLI_CASES = [
          "{out}"),
     case("bench-learn-seeds-zero", "--seeds", "bench", "learn", "dog", "trot", "--name", "a", "--seeds", "0",
          "--out", "{out}"),
+    case("bench-learn-seed-negative", "--seed", "bench", "learn", "dog", "trot", "--name", "a", "--seed", "-1",
+         "--out", "{out}"),
     case("bench-learn-samples-zero", "--samples", "bench", "learn", "dog", "trot", "--name", "a", "--samples",
          "0", "--out", "{out}"),
     case("bench-learn-unknown-clip", "clips:", "bench", "learn", "dog", "moonwalk", "--name", "a", "--out",

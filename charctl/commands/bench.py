@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     learn.add_argument("--every", type=int, default=None,
                        help="samples between evaluation marks (default: --samples / 5)")
     learn.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    learn.add_argument("--seed", type=int, action="append", dest="only_seeds", metavar="S",
+                       help="train only seed S (repeatable; in place of --seeds): to continue one seed of a variant, "
+                       "or to run a variant's seeds side by side as two processes")
     learn.add_argument("--episodes", type=int, default=16, help="held-out evaluation episodes per mark (default 16)")
     learn.add_argument("--out", help="folder holding the variants (default bench/CHARACTER_MOTION)")
     learn.add_argument("--from", nargs=2, action="append", metavar=("MARK", "KEY=VALUE"), dest="switches",
@@ -122,6 +125,11 @@ def _fork(pair: list[str] | None) -> tuple[str, int] | None:
     return variant, _sample_count(mark, f"--fork {variant} {mark}")
 
 
+def _seeds(args) -> list[int]:
+    """--seed S ... if given, else 0..--seeds-1."""
+    return sorted(set(args.only_seeds)) if args.only_seeds else list(range(args.seeds))
+
+
 def _sample_count(mark: str, given: str) -> int:
     """A MARK argument: a positive number of samples."""
     from charctl.util.errors import CharctlError
@@ -148,11 +156,13 @@ def run_learn(args) -> int:
                                ("--episodes", args.episodes, 1), ("--every", args.every, 1)):
         if value is not None and value < least:
             raise CharctlError(f"{flag} must be at least {least}, not {value}")
+    if any(seed < 0 for seed in args.only_seeds or ()):
+        raise CharctlError(f"--seed {min(args.only_seeds)}: seeds are 0 or more")
     character = load_character(args.character)
     load_clip(character, args.motion)
     out = Path(args.out or f"bench/{character.name}_{args.motion}")
     spec = bench_learn.LearnSpec(character=character.name, motion=args.motion, variant=args.name,
-                                 overrides=parse_overrides(args.overrides), seeds=list(range(args.seeds)),
+                                 overrides=parse_overrides(args.overrides), seeds=_seeds(args),
                                  samples=args.samples, every=args.every or max(args.samples // 5, 1),
                                  episodes=args.episodes, workers=args.workers, switches=_switches(args.switches),
                                  fork=_fork(args.fork))
