@@ -1,5 +1,5 @@
 """Imitation env options for learning faster: pose termination, reference-ahead observations, no phase, clip
-speed."""
+speed, a training episode cap."""
 
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def reference_pd_episode(env, seed: int) -> list[dict]:
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
 def test_options_keep_the_env_conformant(task):
     env = make(task, pose_termination_distance=0.5, reference_ahead=[1, 2, 3], observe_phase=False,
-               observe_world_root=True)
+               observe_world_root=True, train_time_limit=0.5)
     try:
         check_env(env, skip_render_check=True)
         joints, effectors = env.character.num_joints, len(env.character.end_effectors)
@@ -59,6 +59,24 @@ def test_pose_termination_ends_an_episode_that_strays_but_never_on_its_first_ste
             env.close()
 
 
+def test_a_training_time_limit_truncates_episodes_there_and_changes_nothing_before():
+    plain, capped = make("HumanoidSpinkick"), make("HumanoidSpinkick", train_time_limit=0.2)  # 6 control steps
+    short = make("HumanoidSpinkick", time_limit=0.1, train_time_limit=5.0)  # the shorter of the two rules
+    try:
+        truncations = 0
+        for seed in range(4):
+            plain_infos, capped_infos = reference_pd_episode(plain, seed), reference_pd_episode(capped, seed)
+            assert len(capped_infos) == min(6, len(plain_infos))
+            assert [i["reward_pose"] for i in capped_infos] == [i["reward_pose"] for i in plain_infos[:6]]
+            truncations += not capped_infos[-1]["fell"]
+            assert len(reference_pd_episode(short, seed)) <= 3
+        assert truncations >= 3  # reference PD stays up longer than 0.2 s from most starts
+        assert capped.config.horizon == plain.config.horizon == 600  # the normalised return's T is the time limit's
+    finally:
+        for env in (plain, capped, short):
+            env.close()
+
+
 def test_an_evaluation_puts_episodes_that_stray_down_to_pose_termination():
     from charctl.play.evaluation import evaluate_reference_pd
 
@@ -81,13 +99,15 @@ def test_pose_termination_ends_the_reference_pd_baseline_sooner_the_tighter_it_i
     assert lengths[None] > lengths[0.5] > lengths[0.2]
 
 
-def test_evaluation_turns_pose_termination_and_clip_speed_off(tmp_path):
+def test_evaluation_turns_pose_termination_clip_speed_and_the_episode_cap_off(tmp_path):
     task = open_policy("policies/dog_trot.pt")
-    task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3, "clip_speed": 0.5}
-    for evaluation, expected in ((True, (None, 1.0)), (False, (0.3, 0.5))):
+    task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3, "clip_speed": 0.5,
+                                 "train_time_limit": 0.5}
+    for evaluation, expected in ((True, (None, 1.0, None)), (False, (0.3, 0.5, 0.5))):
         env = task.make_env(evaluation=evaluation).unwrapped
         try:
-            assert (env.config.pose_termination_distance, env.config.clip_speed) == expected
+            assert (env.config.pose_termination_distance, env.config.clip_speed, env.config.train_time_limit) == \
+                expected
         finally:
             env.close()
 

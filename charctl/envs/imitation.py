@@ -14,7 +14,8 @@ Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's 
   local rotations (6 each, root excluded) and its end effectors relative to the simulated root (3 each).
 Reward in [0, 1] (charctl/envs/reward.py), 0 on the step the character falls.
 Episodes start at a random phase of the clip in the clip's pose and velocities (reference state
-initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated).
+initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated; in training at
+`train_time_limit` if that is shorter).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class ImitationEnv(gym.Env):
         self.render_mode = render_mode
         self.sim = Simulation(self.character, self.config.sim)
         self.dt = 1.0 / self.config.sim.control_hz
+        cap = self.config.train_time_limit
+        self._episode_limit = self.config.time_limit if cap is None else min(cap, self.config.time_limit)
         names = self.config.ground_contact_bodies
         self.allowed_contacts = {self.character.joint_index(n) for n in names} if names is not None \
             else set(self.character.ground_contact_bodies)
@@ -176,7 +179,7 @@ class ImitationEnv(gym.Env):
         fell = bool(touching)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
         strayed = not fell and self._strayed(sim_features, ref_features)
-        truncated = not fell and not strayed and self.time - self.start_time >= self.config.time_limit - 1e-9
+        truncated = not fell and not strayed and self.time - self.start_time >= self._episode_limit - 1e-9
         phase = self._phase()
         info = {f"reward_{k}": terms[k] for k in TERMS}
         # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
