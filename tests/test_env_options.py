@@ -69,7 +69,7 @@ def test_a_training_time_limit_truncates_episodes_there_and_changes_nothing_befo
             assert len(capped_infos) == min(6, len(plain_infos))
             assert [i["reward_pose"] for i in capped_infos] == [i["reward_pose"] for i in plain_infos[:6]]
             truncations += not capped_infos[-1]["fell"]
-            assert len(reference_pd_episode(short, seed)) <= 3
+            assert len(reference_pd_episode(short, seed)) == min(3, len(plain_infos))
         assert truncations >= 3  # reference PD stays up longer than 0.2 s from most starts
         assert capped.config.horizon == plain.config.horizon == 600  # the normalised return's T is the time limit's
     finally:
