@@ -50,8 +50,6 @@ class ImitationEnv(gym.Env):
         self.render_mode = render_mode
         self.sim = Simulation(self.character, self.config.sim)
         self.dt = 1.0 / self.config.sim.control_hz
-        cap = self.config.train_time_limit
-        self._episode_limit = self.config.time_limit if cap is None else min(cap, self.config.time_limit)
         names = self.config.ground_contact_bodies
         self.allowed_contacts = {self.character.joint_index(n) for n in names} if names is not None \
             else set(self.character.ground_contact_bodies)
@@ -126,6 +124,11 @@ class ImitationEnv(gym.Env):
         self.track.move(turn, self.track.shift + (state.root_pos - ref.root_pos) * [1.0, 1.0, 0.0])
 
     # ------------------------------------------------------------------ gymnasium API
+    def _episode_limit(self) -> float:
+        """Seconds an episode may last; read from the config each step so a changed config rules at once."""
+        cap = self.config.train_time_limit
+        return self.config.time_limit if cap is None else min(cap, self.config.time_limit)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
@@ -179,7 +182,7 @@ class ImitationEnv(gym.Env):
         fell = bool(touching)
         reward = 0.0 if fell else total_reward(terms, self.config.reward)
         strayed = not fell and self._strayed(sim_features, ref_features)
-        truncated = not fell and not strayed and self.time - self.start_time >= self._episode_limit - 1e-9
+        truncated = not fell and not strayed and self.time - self.start_time >= self._episode_limit() - 1e-9
         phase = self._phase()
         info = {f"reward_{k}": terms[k] for k in TERMS}
         # pace: the whole-body centre of mass's horizontal speed, the character's and the reference's
