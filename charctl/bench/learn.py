@@ -234,8 +234,8 @@ def baseline(out: Path, character: str, motion: str, episodes: int) -> dict:
 
 
 def variant_baseline(out: Path, spec: LearnSpec) -> dict | None:
-    """Reference PD under the variant's env settings, as its marks are evaluated (training-only pose termination
-    off), in OUT/VARIANT/baseline.json; None for a variant without env settings (OUT/baseline.json is its)."""
+    """Reference PD under the variant's env settings, as its marks are evaluated (the training-only settings off),
+    in OUT/VARIANT/baseline.json; None for a variant without env settings (OUT/baseline.json is its)."""
     from charctl.awr.config import split_env_settings
     from charctl.envs.config import for_evaluation
     from charctl.play.evaluation import cached_reference_pd
