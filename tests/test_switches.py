@@ -94,13 +94,23 @@ def test_an_imitation_run_switches_env_settings_and_refuses_a_bad_one_up_front(t
         assert not (tmp_path / "bad").exists()
 
 
-def test_the_dog_trot_default_switches_as_the_shipped_policy_was_trained():
-    """The trot's settings reproduce policies/dog_trot.pt's recipe: its run's history (settings_changes.txt) made
-    each switch's settings at that switch's samples, and each switched setting's last value is the one it ended with."""
-    repository = Path(__file__).parents[1]
-    switches = load_config(character="dog", motion="trot").switches
-    shipped = load_checkpoint(repository / "policies" / "dog_trot.pt")
-    history = (repository / "policies" / "runs" / "dog_trot-s0" / "settings_changes.txt").read_text().splitlines()
+REPOSITORY = Path(__file__).parents[1]
+TASKS_WITH_SWITCHES = [clip.stem for clip in sorted((REPOSITORY / "motions").glob("*.bvh"))
+                       if load_config(character=clip.stem.split("_")[0], motion=clip.stem.split("_", 1)[1]).switches]
+
+
+def test_the_dog_trot_has_a_curriculum():
+    assert "dog_trot" in TASKS_WITH_SWITCHES
+
+
+@pytest.mark.parametrize("task", TASKS_WITH_SWITCHES)
+def test_the_default_switches_are_the_shipped_policys_recipe(task):
+    """A task's settings reproduce policies/TASK.pt's recipe: its run's history (settings_changes.txt) made each
+    switch's settings at that switch's samples, and each switched setting's last value is the one it ended with."""
+    character, motion = task.split("_", 1)
+    switches = load_config(character=character, motion=motion).switches
+    shipped = load_checkpoint(REPOSITORY / "policies" / f"{task}.pt")
+    history = (REPOSITORY / "policies" / "runs" / f"{task}-s0" / "settings_changes.txt").read_text().splitlines()
     assert switches and max(switches) < shipped["samples"]
     for at, settings in switches.items():
         # the first iteration at or past the switch's samples
