@@ -1,5 +1,5 @@
 """Imitation env options for learning faster: pose termination, reference-ahead observations, no phase, clip
-speed, a training episode cap."""
+speed, a training episode cap, a window of start phases."""
 
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def reference_pd_episode(env, seed: int) -> list[dict]:
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
 def test_options_keep_the_env_conformant(task):
     env = make(task, pose_termination_distance=0.5, reference_ahead=[1, 2, 3], observe_phase=False,
-               observe_world_root=True, train_time_limit=0.5)
+               observe_world_root=True, train_time_limit=0.5, train_start_phases=[0.9, 0.1])
     try:
         check_env(env, skip_render_check=True)
         joints, effectors = env.character.num_joints, len(env.character.end_effectors)
@@ -102,12 +102,12 @@ def test_pose_termination_ends_the_reference_pd_baseline_sooner_the_tighter_it_i
 def test_evaluation_turns_pose_termination_clip_speed_and_the_episode_cap_off(tmp_path):
     task = open_policy("policies/dog_trot.pt")
     task.env_kwargs["config"] = {**task.env_kwargs["config"], "pose_termination_distance": 0.3, "clip_speed": 0.5,
-                                 "train_time_limit": 0.5}
-    for evaluation, expected in ((True, (None, 1.0, None)), (False, (0.3, 0.5, 0.5))):
+                                 "train_time_limit": 0.5, "train_start_phases": [0.7, 0.8]}
+    for evaluation, expected in ((True, (None, 1.0, None, None)), (False, (0.3, 0.5, 0.5, [0.7, 0.8]))):
         env = task.make_env(evaluation=evaluation).unwrapped
         try:
-            assert (env.config.pose_termination_distance, env.config.clip_speed, env.config.train_time_limit) == \
-                expected
+            assert (env.config.pose_termination_distance, env.config.clip_speed, env.config.train_time_limit,
+                    env.config.train_start_phases) == expected
         finally:
             env.close()
 
@@ -234,3 +234,40 @@ def test_the_clips_joint_velocities_as_pd_targets_take_the_lag_off_the_front_leg
         assert result["steps"] > 10 and all(0.0 <= share <= 1.0 for share in result["touching"].values())
         errors[velocity] = result["angles"][:2]  # the forearms
     assert (errors[True] < 0.75 * errors[False]).all()
+
+
+@pytest.mark.parametrize("window", [[0.7, 0.85], [0.9, 0.1], [0.3, 0.3]])
+def test_training_starts_fall_in_the_start_phase_window(window):
+    env = make("HumanoidSpinkick", train_start_phases=window)
+    try:
+        phases = [env.reset(seed=seed)[1]["phase"] for seed in range(40)]
+    finally:
+        env.close()
+    low, high = window
+    inside = [(low - 1e-9 <= p <= high + 1e-9) if low <= high else (p >= low - 1e-9 or p <= high + 1e-9)
+              for p in phases]
+    assert all(inside), phases
+    if low != high:  # spread over the window, not one point
+        assert len({round(p, 6) for p in phases}) == 40
+    if low > high:  # both sides of the wrap
+        assert any(p >= low for p in phases) and any(p <= high for p in phases)
+
+
+def test_the_whole_cycle_as_a_window_starts_where_no_window_does():
+    plain, whole = make("DogTrot"), make("DogTrot", train_start_phases=[0.0, 1.0])
+    try:
+        for seed in range(5):
+            assert whole.reset(seed=seed)[1]["time"] == pytest.approx(plain.reset(seed=seed)[1]["time"], abs=1e-12)
+    finally:
+        plain.close()
+        whole.close()
+
+
+@pytest.mark.parametrize("window, message", [([0.5], "at least 2"), ([0.1, 0.2, 0.3], "at most 2"),
+                                             ([1.5, 0.2], "out of range")])
+def test_a_bad_start_phase_window_is_refused_with_the_setting_named(window, message):
+    from charctl.envs.config import load_env_config
+    from charctl.util.errors import CharctlError
+
+    with pytest.raises(CharctlError, match=f"train_start_phases.*{message}"):
+        load_env_config("dog", "trot", {"train_start_phases": window})

@@ -41,6 +41,9 @@ class EnvConfig:
     train_time_limit: float | None = ranged(None, gt=0)  # seconds; a shorter cap on training episodes, truncated
     # as at the time limit: DeepMimic trains on 0.5 s episodes at first, lengthened to 20 s over 32M samples (a
     # curriculum: `bench learn --from`). Training only: evaluation runs the full time_limit; null: off
+    train_start_phases: list[float] | None = ranged(None, ge=0, le=1, min_items=2, max_items=2)  # [from, to]:
+    # training episodes start at a phase of the clip's cycle in this window (wrapping through 1 when from > to),
+    # to practise one part of a clip; training only: evaluation starts anywhere; null: anywhere
     sync_heading: bool = False  # at each new cycle also turn the reference to the simulated heading (turning loop)
     pd_target_velocity: bool = False  # False: PD target velocity 0 (DeepMimic); True: the reference joint velocities
     pd_target_velocity_scale: float = ranged(1.0, ge=0)  # with pd_target_velocity, the targets are this share of the
@@ -103,8 +106,10 @@ def config_to_dict(config: EnvConfig) -> dict:
 def for_evaluation(settings: dict) -> dict:
     """Env settings as evaluation (eval, play, bench learn's marks and baselines) runs them: an episode ends only as
     the AWR paper's do, on a fall or the time limit, and follow the clip at its own speed, so the training-only
-    pose termination, clip speed and episode cap are off and returns compare across training settings."""
-    return {**settings, "pose_termination_distance": None, "clip_speed": 1.0, "train_time_limit": None}
+    pose termination, clip speed, episode cap and start window are off and returns compare across training
+    settings."""
+    return {**settings, "pose_termination_distance": None, "clip_speed": 1.0, "train_time_limit": None,
+            "train_start_phases": None}
 
 
 def completed_saved_config(saved: dict) -> dict:

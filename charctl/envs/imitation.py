@@ -13,8 +13,8 @@ Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's 
   observations): its root position relative to the simulated root (3) and its root rotation (6), its joints'
   local rotations (6 each, root excluded) and its end effectors relative to the simulated root (3 each).
 Reward in [0, 1] (charctl/envs/reward.py), 0 on the step the character falls.
-Episodes start at a random phase of the clip in the clip's pose and velocities (reference state
-initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated; in training at
+Episodes start at a random phase of the clip (in training, within `train_start_phases` if set) in the clip's pose
+and velocities (reference state initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated; in training at
 `train_time_limit` if that is shorter).
 """
 
@@ -134,7 +134,7 @@ class ImitationEnv(gym.Env):
         options = options or {}
         start = options.get("start_time")
         if start is None:
-            start = float(self.np_random.uniform(0.0, self.clip.duration)) if self.clip.duration > 0 else 0.0
+            start = self._random_start()
         self.time = self.start_time = float(start)
         self.track.restart(self.time)
         self._cycle = math.floor(self.time / self.clip.duration) if self.clip.duration > 0 else 0
@@ -147,6 +147,18 @@ class ImitationEnv(gym.Env):
             self.sim.set_pose(pose)
         self._state = self.sim.state()
         return self._observation(self._state), {"time": self.time, "phase": self._phase()}
+
+    def _random_start(self) -> float:
+        """A start time drawn uniformly over the clip, or over the phase window `train_start_phases`."""
+        duration = self.clip.duration
+        if duration <= 0:
+            return 0.0
+        window = self.config.train_start_phases
+        if window is None:
+            return float(self.np_random.uniform(0.0, duration))
+        low, high = window
+        width = high - low if low <= high else high + 1.0 - low  # from > to wraps through the cycle's end
+        return float((low + self.np_random.uniform(0.0, width)) % 1.0 * duration)
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)

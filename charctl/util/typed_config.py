@@ -58,6 +58,7 @@ class Range:
     high_open: bool = False
     at_least_field: str | None = None  # a sibling field's name: the value must be >= that field's value
     min_items: int = 0  # for a list: at least this many items
+    max_items: int | None = None  # for a list: at most this many items
 
     def describe(self, sibling: float | None = None) -> str:
         if self.at_least_field is not None:
@@ -77,12 +78,12 @@ class Range:
 
 def ranged(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, ge: float | None = None,
            gt: float | None = None, le: float | None = None, lt: float | None = None,
-           at_least: str | None = None, min_items: int = 0):
+           at_least: str | None = None, min_items: int = 0, max_items: int | None = None):
     """A dataclass field whose values (or list items; None passes) must lie in a range, checked by
     `checked_fields`: ranged(0.99, ge=0, lt=1) is 0 <= x < 1; at_least="control_hz" is x >= that field."""
     bounds = Range(low=gt if gt is not None else ge, low_open=gt is not None,
                    high=lt if lt is not None else le, high_open=lt is not None, at_least_field=at_least,
-                   min_items=min_items)
+                   min_items=min_items, max_items=max_items)
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"range": bounds})
 
 
@@ -97,6 +98,8 @@ def _check_range(cls, key: str, value, values: dict, where: str) -> None:
             sibling = next(f.default for f in dataclasses.fields(cls) if f.name == bounds.at_least_field)
     if isinstance(value, list) and len(value) < bounds.min_items:
         raise CharctlError(f"{where}: {value!r} has {len(value)} items; allowed: at least {bounds.min_items}")
+    if isinstance(value, list) and bounds.max_items is not None and len(value) > bounds.max_items:
+        raise CharctlError(f"{where}: {value!r} has {len(value)} items; allowed: at most {bounds.max_items}")
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, (int, float)) and not bounds.allows(item, sibling):
             shown = f"{value!r}" if not isinstance(value, list) else f"{item!r} in {value!r}"
