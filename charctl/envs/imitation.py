@@ -14,8 +14,8 @@ Observation (2 + 15 x bodies numbers; humanoid 227, dog 437), all in the root's 
   local rotations (6 each, root excluded) and its end effectors relative to the simulated root (3 each).
 Reward in [0, 1] (charctl/envs/reward.py), 0 on the step the character falls.
 Episodes start at a random phase of the clip (in training, within `train_start_phases` if set) in the clip's pose
-and velocities (reference state initialisation), end on forbidden ground contact (terminated) or at the time limit (truncated; in training at
-`train_time_limit` if that is shorter).
+and velocities (reference state initialisation), end on forbidden ground contact (terminated) or at the time limit
+(truncated; in training at `train_time_limit` if that is shorter).
 """
 
 from __future__ import annotations
