@@ -247,8 +247,13 @@ def test_eval_reference_pd_baseline(capsys):
     assert sum(causes.values()) >= 4 and not set(causes) & {"left_finger", "right_finger", "left_toe", "right_toe"}
     assert list(causes.values()) == sorted(causes.values(), reverse=True)
     assert len(result["falls_per_tenth_of_clip"]) == 10 and sum(result["falls_per_tenth_of_clip"]) == 4
+    by_start = result["mean_length_by_start_tenth"]  # each episode counted in the tenth it started in
+    assert len(by_start) == 10 and sum(n is not None for n in by_start) >= 1
+    assert all(n is None or 1 <= n <= 600 for n in by_start)
     assert main(["eval", "--reference", "dog", "trot", "--episodes", "4"]) == 0
-    assert "what ended the 4 falls (an episode can count several bodies): " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "what ended the 4 falls (an episode can count several bodies): " in printed
+    assert "mean length by start phase (steps; episodes started in phase 0-0.1, ..., 0.9-1): " in printed
     # pose termination is training only: evaluation turns it off unless asked to keep it (--as-trained)
     strict = ["eval", "--reference", "dog", "trot", "--episodes", "2", "--json", "--set",
               "env.pose_termination_distance=0"]

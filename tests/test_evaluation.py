@@ -46,6 +46,13 @@ def test_falls_are_counted_by_cause_and_by_tenth_of_the_clip():
     assert "falls_per_tenth_of_clip" not in result([1, 2]).summary()  # no phase known: no row
 
 
+def test_episode_lengths_are_averaged_by_the_tenth_of_the_clip_they_start_in():
+    episodes = EvalResult(returns=[1, 2, 3, 4], lengths=[10, 30, 600, 20], fell=[True, True, False, True],
+                          start_phases=[0.05, 0.08, 0.55, 0.999], horizon=600)
+    assert episodes.summary()["mean_length_by_start_tenth"] == [20.0] + [None] * 4 + [600.0] + [None] * 3 + [20.0]
+    assert "mean_length_by_start_tenth" not in result([1, 2]).summary()  # no start phases known: no row
+
+
 def test_the_heading_error_is_the_mean_absolute_angle_per_step_in_degrees():
     from charctl.play.evaluation import _run_episodes
 

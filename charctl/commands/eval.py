@@ -186,6 +186,9 @@ def _print_summary(summary: dict, name: str, source: str) -> None:
         if summary.get("falls_per_tenth_of_clip"):
             counts = " ".join(str(n) for n in summary["falls_per_tenth_of_clip"])
             print(f"falls per tenth of the clip's cycle (phase 0-0.1, ..., 0.9-1): {counts}")
+        if summary.get("mean_length_by_start_tenth"):
+            lengths = " ".join("-" if n is None else f"{n:.0f}" for n in summary["mean_length_by_start_tenth"])
+            print(f"mean length by start phase (steps; episodes started in phase 0-0.1, ..., 0.9-1): {lengths}")
     if "baseline" in summary:
         base, comp = summary["baseline"], summary["comparison"]
         low, high = comp["gain_ci95"]

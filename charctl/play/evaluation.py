@@ -32,6 +32,7 @@ class EvalResult:
     # termination), or the env's failure flag (a non-finite action, a blown-up simulation)
     fall_causes: dict[str, int] = field(default_factory=dict)
     fall_phases: list[float] = field(default_factory=list)  # the clip's phase (0-1) when each of them ended
+    start_phases: list[float] = field(default_factory=list)  # the clip's phase each episode started at, in order
     # per joint (root first): the pose term's angle errors summed over all steps, and the names and DeepMimic
     # weights that turn them into each joint's share of the pose error
     joint_angle_sum: np.ndarray | None = None
@@ -60,6 +61,11 @@ class EvalResult:
             if self.fall_phases:  # where in the clip the falls come: counts per tenth of its cycle
                 tenths = np.minimum((np.asarray(self.fall_phases) * 10).astype(int), 9)
                 out["falls_per_tenth_of_clip"] = np.bincount(tenths, minlength=10).tolist()
+            if len(self.start_phases) == len(self.lengths):  # how long episodes last by where they start
+                starts = np.minimum((np.asarray(self.start_phases) * 10).astype(int), 9)
+                lengths = np.asarray(self.lengths, dtype=np.float64)
+                out["mean_length_by_start_tenth"] = [float(lengths[starts == k].mean()) if (starts == k).any()
+                                                     else None for k in range(10)]
         return out
 
     def _pose_error_by_joint(self) -> list[dict]:
@@ -126,7 +132,9 @@ def cached_reference_pd(cache: Path, env_id: str, env_kwargs: dict, episodes: in
 def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
     result = EvalResult(horizon=episode_horizon(env))
     for j in range(episodes):
-        obs, _ = env.reset(seed=evaluation_seed(seed, j, held_out=True))
+        obs, start_info = env.reset(seed=evaluation_seed(seed, j, held_out=True))
+        if "phase" in start_info:
+            result.start_phases.append(float(start_info["phase"]))
         total, length, fell = 0.0, 0, False
         while True:
             obs, reward, terminated, truncated, info = step(obs)
