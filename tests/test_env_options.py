@@ -253,6 +253,18 @@ def test_training_starts_fall_in_the_start_phase_window(window):
         assert any(p >= low for p in phases) and any(p <= high for p in phases)
 
 
+def test_a_window_share_starts_that_share_of_episodes_in_the_window_and_the_rest_anywhere():
+    env = make("HumanoidSpinkick", train_start_phases=[0.25, 0.5], train_start_window_share=0.5)
+    try:
+        phases = np.array([env.reset(seed=seed)[1]["phase"] for seed in range(200)])
+    finally:
+        env.close()
+    inside = (phases >= 0.25) & (phases <= 0.5)
+    # half in the window, plus the quarter of the other half that lands there by chance: 0.625 expected
+    assert 0.5 < inside.mean() < 0.75
+    assert ((phases < 0.25) | (phases > 0.5)).sum() > 50 and phases.min() < 0.1 and phases.max() > 0.9
+
+
 def test_the_whole_cycle_as_a_window_starts_where_no_window_does():
     plain, whole = make("DogTrot"), make("DogTrot", train_start_phases=[0.0, 1.0])
     try:

@@ -44,6 +44,8 @@ class EnvConfig:
     train_start_phases: list[float] | None = ranged(None, ge=0, le=1, min_items=2, max_items=2)  # [from, to]:
     # training episodes start at a phase of the clip's cycle in this window (wrapping through 1 when from > to),
     # to practise one part of a clip; training only: evaluation starts anywhere; null: anywhere
+    train_start_window_share: float = ranged(1.0, ge=0, le=1)  # with train_start_phases: the share of training
+    # episodes that start in the window, the rest anywhere in the cycle (so the rest of the clip is still practised)
     sync_heading: bool = False  # at each new cycle also turn the reference to the simulated heading (turning loop)
     pd_target_velocity: bool = False  # False: PD target velocity 0 (DeepMimic); True: the reference joint velocities
     pd_target_velocity_scale: float = ranged(1.0, ge=0)  # with pd_target_velocity, the targets are this share of the

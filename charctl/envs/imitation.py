@@ -149,12 +149,14 @@ class ImitationEnv(gym.Env):
         return self._observation(self._state), {"time": self.time, "phase": self._phase()}
 
     def _random_start(self) -> float:
-        """A start time drawn uniformly over the clip, or over the phase window `train_start_phases`."""
+        """A start time drawn uniformly over the clip, or over the phase window `train_start_phases` (for the share
+        `train_start_window_share` of the episodes)."""
         duration = self.clip.duration
         if duration <= 0:
             return 0.0
         window = self.config.train_start_phases
-        if window is None:
+        share = self.config.train_start_window_share
+        if window is None or (share < 1.0 and self.np_random.uniform() >= share):
             return float(self.np_random.uniform(0.0, duration))
         low, high = window
         width = high - low if low <= high else high + 1.0 - low  # from > to wraps through the cycle's end
