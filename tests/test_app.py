@@ -122,8 +122,28 @@ def test_eval_reference_under_other_env_settings_is_the_baseline_a_checkpoint_wi
     assert main(["eval", "--reference", "humanoid", "spinkick", "--episodes", "3", "--json"]) == 0
     default = json.loads(capsys.readouterr().out)
     assert abs(default["mean_return"] - alone["mean_return"]) > 0.1
-    assert main(["eval", "policies/humanoid_spinkick.pt", *stable_pd]) == 2
-    assert "--set applies to --reference" in capsys.readouterr().err
+    # over a checkpoint, --set changes its own settings: these are its own already, so nothing changes
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "3", "--json", *stable_pd]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_return"] == pytest.approx(paired["mean_return"])
+
+
+def test_eval_sets_env_settings_over_a_checkpoints_own(capsys):
+    window = ["--set", "env.train_start_phases=[0.25, 0.45]"]
+    capsys.readouterr()
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "4", "--json", "--as-trained", *window]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["train_start_phases"] == [0.25, 0.45]
+    started = [k for k, n in enumerate(result["mean_length_by_start_tenth"]) if n is not None]
+    assert started and set(started) <= {2, 3, 4}  # every episode started in the window
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "2", "--json", "--set",
+                 "env.time_limit=0.2"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_length"] <= 6  # 0.2 s of 30 Hz control steps
+    # a setting that changes what the policy sees is refused in one line, naming the checkpoint
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--set", "env.reference_ahead=[1]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "policies/humanoid_spinkick.pt" in err and "observation size" in err, err
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--set", "env.no_such_setting=1"]) == 2
+    assert "no_such_setting" in capsys.readouterr().err
 
 
 def grey_fraction(frame: np.ndarray) -> float:

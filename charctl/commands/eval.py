@@ -20,15 +20,18 @@ def register(subparsers) -> None:
                "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start\n"
                "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at\n"
                "         charctl eval policies/dog_trot.pt --stochastic --exploration-rate 0.5   # under half the "
-               "training noise",
+               "training noise\n"
+               "         charctl eval policies/humanoid_spinkick.pt --as-trained --set \"env.train_start_phases=[0.25, "
+               "0.5]\"   # from the take-off only",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
     parser.add_argument("--reference", nargs=2, metavar=("CHARACTER", "MOTION"),
                         help="instead of a checkpoint: the baseline with PD targets taken from the reference clip")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                        help="with --reference: an env setting, env.KEY=VALUE (repeatable); a checkpoint keeps the "
-                             "settings it was trained with")
+                        help="an env setting, env.KEY=VALUE (repeatable): for --reference, or over an imitation "
+                             "checkpoint's own (one that keeps its observation and action sizes); training-only "
+                             "settings need --as-trained")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the reference-PD baseline from the same start states and compare the two "
                              "episode by episode (imitation checkpoints)")
@@ -100,9 +103,6 @@ def _check_arguments(args) -> None:
         raise CharctlError(f"--exploration-rate must be in (0, 1], not {args.exploration_rate}")
     if args.stochastic and args.reference is not None:
         raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
-    if args.overrides and args.reference is None:
-        raise CharctlError("--set applies to --reference; a CHECKPOINT is evaluated with the settings it was "
-                           "trained with")
 
 
 def _open(args):
@@ -131,6 +131,8 @@ def _open(args):
     task = open_policy(args.checkpoint)
     if args.baseline and not task.is_imitation:
         raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
+    if args.overrides:
+        _apply_env_settings(task, args.overrides)
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
               "deterministic": not args.stochastic, "as_trained": args.as_trained}
     if args.stochastic:
@@ -138,6 +140,21 @@ def _open(args):
         header.update(action_std=own_std if args.action_std is None else args.action_std,
                       exploration_rate=_exploration_rate(args))
     return task.make_env(evaluation=not args.as_trained), task.name, header, task
+
+
+def _apply_env_settings(task, overrides: list[str]) -> None:
+    """`--set env.KEY=VALUE` over an imitation checkpoint's own env settings (checked; the env then checks that the
+    observation and action sizes are the policy's)."""
+    from charctl.commands.train import env_only_overrides
+    from charctl.envs.config import config_to_dict, env_config_on
+    from charctl.util.errors import CharctlError
+
+    if not task.is_imitation:
+        raise CharctlError(f"{task.path}: --set env.* applies to imitation policies; {task.env_id} has no env "
+                           "settings")
+    settings = env_only_overrides(overrides, "eval")
+    config = env_config_on(task.env_kwargs.get("config", {}), settings, f"{task.path}: --set")
+    task.env_kwargs["config"] = config_to_dict(config)
 
 
 def _evaluate(args, env, task, name):
