@@ -135,6 +135,9 @@ def test_eval_sets_env_settings_over_a_checkpoints_own(capsys):
     assert result["config"]["train_start_phases"] == [0.25, 0.45]
     started = [k for k, n in enumerate(result["mean_length_by_start_tenth"]) if n is not None]
     assert started and set(started) <= {2, 3, 4}  # every episode started in the window
+    # without --as-trained the window, a training-only setting, is off, and the JSON says so
+    assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "1", "--json", *window]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["train_start_phases"] is None
     assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "2", "--json", "--set",
                  "env.time_limit=0.2"]) == 0
     assert json.loads(capsys.readouterr().out)["mean_length"] <= 6  # 0.2 s of 30 Hz control steps

@@ -139,7 +139,12 @@ def _open(args):
         own_std = None if task.policy.action.discrete else task.policy.action_std
         header.update(action_std=own_std if args.action_std is None else args.action_std,
                       exploration_rate=_exploration_rate(args))
-    return task.make_env(evaluation=not args.as_trained), task.name, header, task
+    env = task.make_env(evaluation=not args.as_trained)
+    if task.is_imitation:  # the settings the episodes run with, training-only ones off unless --as-trained
+        from charctl.envs.config import config_to_dict
+
+        header["config"] = config_to_dict(env.unwrapped.config)
+    return env, task.name, header, task
 
 
 def _apply_env_settings(task, overrides: list[str]) -> None:
