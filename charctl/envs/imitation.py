@@ -156,6 +156,7 @@ class ImitationEnv(gym.Env):
             return 0.0
         window = self.config.train_start_phases
         share = self.config.train_start_window_share
+        # the share is drawn only below 1: at the default 1 a reset takes one draw, as it does without a window
         if window is None or (share < 1.0 and self.np_random.uniform() >= share):
             return float(self.np_random.uniform(0.0, duration))
         low, high = window

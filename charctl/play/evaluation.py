@@ -59,10 +59,9 @@ class EvalResult:
             if self.joint_angle_sum is not None:
                 out["pose_error_by_joint"] = self._pose_error_by_joint()
             if self.fall_phases:  # where in the clip the falls come: counts per tenth of its cycle
-                tenths = np.minimum((np.asarray(self.fall_phases) * 10).astype(int), 9)
-                out["falls_per_tenth_of_clip"] = np.bincount(tenths, minlength=10).tolist()
+                out["falls_per_tenth_of_clip"] = np.bincount(_tenths(self.fall_phases), minlength=10).tolist()
             if len(self.start_phases) == len(self.lengths):  # how long episodes last by where they start
-                starts = np.minimum((np.asarray(self.start_phases) * 10).astype(int), 9)
+                starts = _tenths(self.start_phases)
                 lengths = np.asarray(self.lengths, dtype=np.float64)
                 out["mean_length_by_start_tenth"] = [float(lengths[starts == k].mean()) if (starts == k).any()
                                                      else None for k in range(10)]
@@ -77,6 +76,11 @@ class EvalResult:
         rows = [{"joint": name, "mean_degrees": float(d), "share": float(sh)}
                 for name, d, sh in zip(self.joint_names, mean_degrees, shares)]
         return sorted(rows, key=lambda row: -row["share"])
+
+
+def _tenths(phases: list[float]) -> np.ndarray:
+    """The tenth of the clip's cycle (0-9) each phase in [0, 1] lies in."""
+    return np.minimum((np.asarray(phases) * 10).astype(int), 9)
 
 
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
