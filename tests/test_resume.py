@@ -5,6 +5,7 @@ anything is written."""
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from charctl.awr.checkpoint import load_checkpoint
@@ -201,3 +202,38 @@ def test_a_run_directory_in_use_by_another_process_is_refused(run, capsys):
         assert snapshot(run) == before
     assert main(resume) == 0
     assert saved(run)["samples"] >= 1536
+
+
+def _kept_samples(run: Path) -> list[int]:
+    return sorted(int(p.stem.rsplit("-", 1)[1]) for p in (run / "marks").glob("CartPole-v1-*.pt"))
+
+
+def _crossings(run: Path, every: int, after: int = 0) -> list[int]:
+    """The sample counts of progress.csv's iterations that passed a multiple of `every` (past `after`)."""
+    samples = [0] + [int(line.split(",")[1]) for line in (run / "progress.csv").read_text().splitlines()[1:]]
+    return [now for before, now in zip(samples, samples[1:]) if now // every > before // every and before >= after]
+
+
+def test_keep_every_keeps_the_policy_past_each_multiple_without_the_buffer_and_a_resume_goes_on(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "gym", "CartPole-v1", "--samples", "3000", "--workers", "0", "--out", str(out), *QUICK,
+                 "--set", "keep_every=1000"]) == 0
+    kept = _kept_samples(out)
+    assert kept == _crossings(out, 1000) and len(kept) == 3  # past 1000, 2000 and 3000
+    last = saved(out)
+    assert kept[-1] == last["samples"]  # the final iteration passed 3000: its policy is the last one
+    final = load_checkpoint(out / "marks" / f"CartPole-v1-{kept[-1]}.pt")
+    assert final["buffer"] is None and last["buffer"] is not None
+    assert all(torch.equal(a, b) for a, b in zip(final["agent"]["actor"].values(), last["agent"]["actor"].values()))
+    first = load_checkpoint(out / "marks" / f"CartPole-v1-{kept[0]}.pt")
+    assert first["samples"] == kept[0] and first["iteration"] < last["iteration"]
+    # a resume with another interval keeps going from where the run is, never twice the same mark
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(out), "--no-progress",
+                 "--samples", "6000", "--set", "keep_every=1500"]) == 0
+    assert _kept_samples(out) == kept + _crossings(out, 1500, after=last["samples"])
+    assert _kept_samples(out)[-1] >= 6000
+    capsys.readouterr()
+
+
+def test_without_keep_every_no_marks_are_kept(run):
+    assert not (run / "marks").exists()

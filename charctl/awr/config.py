@@ -37,6 +37,9 @@ class AWRConfig:
     eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = ranged(10, ge=0)
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
+    # samples between kept policies (0: none): the first iteration at or past each multiple of it also writes
+    # marks/NAME-SAMPLES.pt (no replay buffer), to evaluate a long run's policies on held-out starts later
+    keep_every: int = ranged(0, ge=0)
     # seconds a rollout worker may go without a sign of life (it sends one at least every second while it steps
     # its env) before it counts as hung and the run stops
     worker_timeout: float = ranged(30.0, gt=0)

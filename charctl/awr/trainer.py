@@ -7,6 +7,7 @@
 Output directory (NAME defaults to the env id with '/' as '_'):
     NAME-last.pt   everything to resume or play, written atomically after every iteration
     NAME.pt        the policy with the best deterministic test return so far (no replay buffer)
+    marks/NAME-SAMPLES.pt  with `keep_every`: the policy at the first iteration past each multiple of it
     progress.csv   one row per iteration;  config.yaml  the resolved settings;  tb/  TensorBoard scalars
 A kill at any moment loses at most the iteration in flight; `resume=True` continues from NAME-last.pt.
 A curriculum (`config.switches`) is a resume in-process: at the first iteration at or past a switch's samples the
@@ -355,6 +356,7 @@ class _Run:
             self.env_kwargs = env_kwargs = dict(state["env_kwargs"])  # the same as asked for, or refused
             dataset = state.get("dataset")
             clean_stale_temporaries(out_dir)
+            clean_stale_temporaries(out_dir / "marks")
         elif self.last_path.exists():
             raise CharctlError(f"{self.last_path}: a run already exists here; pass --resume to continue it "
                                "or choose another --out")
@@ -461,7 +463,8 @@ class _Run:
         if improved:
             self.best = self.result.best_test_return = row["test_return"]
         row = {k: _fmt(v) for k, v in row.items()}
-        self.save_checkpoints(self.checkpoint(row, wall_time=t3 - self.start), improved)
+        self.save_checkpoints(self.checkpoint(row, wall_time=t3 - self.start), improved,
+                              keep=self.keep_due(self.samples - new_samples, self.samples))
         self.last_row = row
         row["checkpoint_seconds"] = _fmt(time.perf_counter() - t3)
         self.log_row(row)
@@ -593,9 +596,20 @@ class _Run:
                 raise CharctlError(f"{where}: {', '.join(_flatten(env_settings, ENV_PREFIX))} would change the "
                                    "observation or the actions; a switch keeps their sizes")
 
-    def save_checkpoints(self, checkpoint: dict, improved: bool) -> None:
-        if improved:  # the best policy first: a kill between the two writes never loses it
+    def keep_due(self, before: int, after: int) -> bool:
+        """Whether an iteration that took the run from `before` to `after` samples passed a multiple of
+        keep_every (so a resume, or a keep_every changed on one, never keeps a mark twice nor skips one)."""
+        every = self.config.keep_every
+        return every > 0 and after // every > before // every
+
+    def kept_path(self) -> Path:
+        return self.out_dir / "marks" / f"{self.name}-{self.samples}.pt"
+
+    def save_checkpoints(self, checkpoint: dict, improved: bool, keep: bool = False) -> None:
+        if improved:  # the best policy first: a kill between the writes never loses it
             save_checkpoint(self.best_path, {**checkpoint, "buffer": None})
+        if keep:
+            save_checkpoint(self.kept_path(), {**checkpoint, "buffer": None})
         save_checkpoint(self.last_path, checkpoint)
 
     def log_row(self, row: dict) -> None:

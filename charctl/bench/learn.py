@@ -197,7 +197,7 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
 
     awr_overrides, env_overrides = split_env_settings(spec.settings_to(mark))
     env_id, env_kwargs, name = resolve(Namespace(character=spec.character, target=spec.motion), env_overrides)
-    overrides = {**awr_overrides, "samples": mark, "seed": seed}
+    overrides = {**awr_overrides, "samples": mark, "seed": seed, "keep_every": 0}  # it keeps marks/MARK.pt itself
     if spec.workers is not None:
         overrides["num_workers"] = spec.workers
     config = load_config(None, None, overrides, character=env_kwargs["character"], motion=spec.motion)

@@ -17,8 +17,10 @@ def register(subparsers) -> None:
         "imitation env setting (configs/env/). The run directory gets NAME.pt (the best policy by evaluation), "
         "NAME-last.pt (written every iteration; --resume continues from it, and --set with --resume changes a "
         "setting from there on, recorded in settings_changes.txt: an AWR setting, or an env setting that keeps the "
-        "observation and action sizes, which restarts the best policy's record), progress.csv, config.yaml and tb/ "
-        "(TensorBoard). Ctrl-C stops cleanly; the last finished iteration is kept.",
+        "observation and action sizes, which restarts the best policy's record), progress.csv, config.yaml, tb/ "
+        "(TensorBoard) and, with keep_every (250k samples for imitation tasks), marks/NAME-SAMPLES.pt: the policy "
+        "past each multiple of it, to evaluate later with charctl eval. Ctrl-C stops cleanly; the last finished "
+        "iteration is kept.",
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
