@@ -115,7 +115,10 @@ def test_eval_reference_under_other_env_settings_is_the_baseline_a_checkpoint_wi
     capsys.readouterr()
     assert main(["eval", "--reference", "humanoid", "spinkick", "--episodes", "3", "--json", *stable_pd]) == 0
     alone = json.loads(capsys.readouterr().out)
-    assert alone["config"]["sim"] == {"controller": "stable_pd", "physics_hz": 240}
+    # the header holds every setting the episodes ran with: the --set ones and the humanoid's own for the rest
+    assert (alone["config"]["sim"]["controller"], alone["config"]["sim"]["physics_hz"]) == ("stable_pd", 240)
+    assert alone["config"]["observe_world_root"] is True and alone["config"]["action_mode"] == "residual"
+    assert alone["config"]["time_limit"] == 20.0 and alone["config"]["pose_termination_distance"] is None
     assert main(["eval", "policies/humanoid_spinkick.pt", "--episodes", "3", "--baseline", "--json"]) == 0
     paired = json.loads(capsys.readouterr().out)
     assert paired["baseline"]["mean_return"] == pytest.approx(alone["mean_return"])
@@ -281,10 +284,12 @@ def test_eval_reference_pd_baseline(capsys):
     strict = ["eval", "--reference", "dog", "trot", "--episodes", "2", "--json", "--set",
               "env.pose_termination_distance=0"]
     assert main(strict) == 0
-    assert "strayed" not in json.loads(capsys.readouterr().out)["fall_causes"]
+    evaluated = json.loads(capsys.readouterr().out)
+    assert "strayed" not in evaluated["fall_causes"] and evaluated["config"]["pose_termination_distance"] is None
     assert main([*strict, "--as-trained"]) == 0
     kept = json.loads(capsys.readouterr().out)
     assert kept["fall_causes"] == {"strayed": 2} and kept["mean_length"] == 2 and kept["as_trained"]
+    assert kept["config"]["pose_termination_distance"] == 0
     assert 0.0 < result["normalized_return"] < 0.05
     assert main(["eval", "--episodes", "2"]) == 2
     assert "CHECKPOINT or --reference" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def _open(args):
         from charctl.character.model import load_character
         from charctl.commands.train import env_only_overrides
         from charctl.envs import IMITATION_ENV_ID
-        from charctl.envs.config import for_evaluation
+        from charctl.envs.config import config_to_dict, for_evaluation
         from charctl.motion.clip import load_clip
 
         env_settings = env_only_overrides(args.overrides, "--reference")
@@ -124,7 +124,8 @@ def _open(args):
         if env_settings:  # as a policy is evaluated
             kwargs["config"] = env_settings if args.as_trained else for_evaluation(env_settings)
         env = make_env(IMITATION_ENV_ID, kwargs)
-        header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained}
+        header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained,
+                  "config": config_to_dict(env.unwrapped.config)}  # every setting the episodes ran with
         return env, f"{character.name}_{motion}", header, None
     from charctl.play.policy_file import open_policy
 
