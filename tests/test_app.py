@@ -293,3 +293,29 @@ def test_eval_reference_pd_baseline(capsys):
     assert 0.0 < result["normalized_return"] < 0.05
     assert main(["eval", "--episodes", "2"]) == 2
     assert "CHECKPOINT or --reference" in capsys.readouterr().err
+
+
+def test_eval_of_several_checkpoints_runs_each_from_the_same_starts_and_compares_with_the_first(dog_run, capsys):
+    best, last = str(dog_run / "dog_trot.pt"), str(dog_run / "dog_trot-last.pt")
+    capsys.readouterr()
+    assert main(["eval", last, "--episodes", "3", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(["eval", last, best, last, "policies/dog_canter.pt", "--episodes", "3", "--json"]) == 0
+    first, other, again, canter = json.loads(capsys.readouterr().out)
+    assert first == alone and "against_first" not in first  # the first as it is alone
+    assert again["normalized_return"] == first["normalized_return"]
+    assert again["against_first"]["mean_gain"] == 0 and again["against_first"]["ties"] == 3
+    assert other["against_first"]["mean_gain"] == pytest.approx(other["normalized_return"]
+                                                                 - first["normalized_return"])
+    assert canter["motion"] == "canter" and "against_first" not in canter  # other starts: nothing to pair
+    assert main(["eval", last, last, "--episodes", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.startswith(last) for line in lines] == [True, True]
+    assert "against the first, start by start: +0.0000" in lines[1] and "better from 0 of 2" in lines[1]
+
+
+def test_eval_of_several_checkpoints_refuses_a_bad_one_before_any_episode(dog_run, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(dog_run / "dog_trot.pt"), str(dog_run / "missing.pt"), "--episodes", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "missing.pt: no such checkpoint" in err

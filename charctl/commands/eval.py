@@ -18,6 +18,7 @@ def register(subparsers) -> None:
                "         charctl eval --reference humanoid spinkick --set env.sim.controller=stable_pd "
                "--set env.sim.physics_hz=240\n"
                "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start\n"
+               "         charctl eval runs/dog_trot-s0/marks/*.pt --episodes 32   # a run's kept policies\n"
                "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at\n"
                "         charctl eval policies/dog_trot.pt --stochastic --exploration-rate 0.5   # under half the "
                "training noise\n"
@@ -25,7 +26,9 @@ def register(subparsers) -> None:
                "0.5]\"   # from the take-off only",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="a .pt file written by charctl train")
+    parser.add_argument("checkpoints", metavar="CHECKPOINT", nargs="*",
+                        help="a .pt file written by charctl train; several (e.g. a run's marks/*.pt) are each run from "
+                             "the same start states, a line each, and compared start by start with the first")
     parser.add_argument("--reference", nargs=2, metavar=("CHARACTER", "MOTION"),
                         help="instead of a checkpoint: the baseline with PD targets taken from the reference clip")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
@@ -55,7 +58,19 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     _check_arguments(args)
-    env, name, header, task = _open(args)
+    if len(args.checkpoints) > 1:
+        return _run_several(args)
+    env, name, header, task = _open(args, args.checkpoints[0] if args.checkpoints else None)
+    summary, _ = _evaluated(args, env, name, header, task)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, name, "reference PD, no policy" if task is None else _source(summary, task))
+    return 0
+
+
+def _evaluated(args, env, name, header, task):
+    """(the summary: the header, the result's and with --baseline the comparison; the policy's EvalResult)."""
     try:
         result, baseline = _evaluate(args, env, task, name)
     finally:
@@ -65,11 +80,59 @@ def run(args) -> int:
         from charctl.play.evaluation import paired_comparison
 
         summary.update(baseline=baseline.summary(), comparison=paired_comparison(result, baseline))
+    return summary, result
+
+
+def _run_several(args) -> int:
+    """Each checkpoint from the same start states (the same --seed), in the order given; each after the first is
+    compared with the first start by start when both imitate the same clip. Every file is read (and --set checked
+    against it) before any episode runs, so a bad one is refused before the others' evaluations."""
+    from charctl.play.evaluation import paired_comparison
+    from charctl.play.policy_file import open_policy
+
+    for path in args.checkpoints:
+        task = open_policy(path)
+        if args.overrides:
+            _apply_env_settings(task, args.overrides)
+    summaries, first = [], None
+    for index, path in enumerate(args.checkpoints):
+        env, name, header, task = _open(args, path)
+        summary, result = _evaluated(args, env, f"{name} ({index + 1}/{len(args.checkpoints)})", header, task)
+        if first is None:
+            first = (task, result)
+        elif _same_clip(first[0], task):
+            summary["against_first"] = paired_comparison(result, first[1])
+        summaries.append(summary)
+        if not args.json:
+            _print_line(summary, task)
     if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary, name, "reference PD, no policy" if task is None else _source(summary, task))
+        print(json.dumps(summaries))
     return 0
+
+
+def _same_clip(first, other) -> bool:
+    """Imitation policies of the same character and clip: their seeded episodes start from the same states."""
+    keys = ("character", "motion")
+    return first.is_imitation and other.is_imitation and \
+        [first.env_kwargs.get(k) for k in keys] == [other.env_kwargs.get(k) for k in keys]
+
+
+def _print_line(summary: dict, task) -> None:
+    """One checkpoint of several: its score, and how it compares with the first start by start."""
+    if "normalized_return" in summary:
+        score = (f"normalised return {summary['normalized_return']:.3f} +- {summary['normalized_return_std']:.3f}, "
+                 f"fall rate {summary['fall_rate']:.2f}")
+    else:
+        score = f"return {summary['mean_return']:.2f} +- {summary['std_return']:.2f}"
+    line = f"{task.path} ({task.samples} samples): {score}, mean length {summary['mean_length']:.0f}"
+    if "comparison" in summary:
+        line += f"; reference PD {summary['baseline']['normalized_return']:.3f}"
+    if "against_first" in summary:
+        comp = summary["against_first"]
+        low, high = comp["gain_ci95"]
+        line += (f"; against the first, start by start: {comp['mean_gain']:+.4f} (95% CI {low:+.4f} to "
+                 f"{high:+.4f}), better from {comp['wins']} of {summary['episodes']}, worse from {comp['losses']}")
+    print(line, flush=True)
 
 
 def _source(summary: dict, task) -> str:
@@ -91,7 +154,7 @@ def _check_arguments(args) -> None:
 
     if args.episodes < 1:
         raise CharctlError(f"--episodes must be at least 1, not {args.episodes}")
-    if (args.checkpoint is None) == (args.reference is None):
+    if bool(args.checkpoints) == (args.reference is not None):
         raise CharctlError("give a CHECKPOINT or --reference CHARACTER MOTION (one of them)")
     if args.baseline and args.reference is not None:
         raise CharctlError("--baseline compares a CHECKPOINT with the reference; --reference alone is the baseline")
@@ -105,7 +168,7 @@ def _check_arguments(args) -> None:
         raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
 
 
-def _open(args):
+def _open(args, checkpoint: str | None):
     """(env, name, the JSON header, the policy file or None for --reference)."""
     from charctl.util.errors import CharctlError
 
@@ -129,7 +192,7 @@ def _open(args):
         return env, f"{character.name}_{motion}", header, None
     from charctl.play.policy_file import open_policy
 
-    task = open_policy(args.checkpoint)
+    task = open_policy(checkpoint)
     if args.baseline and not task.is_imitation:
         raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
     if args.overrides:
