@@ -90,3 +90,41 @@ def test_the_cli_warm_starts_a_dog_clip_from_another_clip_and_a_resume_keeps_it(
 
     assert main(["train", "dog", "canter", "--out", str(canter), "--resume", "--init", "other.pt"]) == 2
     assert "--init: a resumed run keeps its init_from" in capsys.readouterr().err
+
+
+def test_a_fresh_actor_output_keeps_the_source_features_and_starts_at_the_new_clips_baseline(tmp_path, capsys):
+    """init_actor_output=fresh: the source's hidden layers, critic and normaliser, and a new run's output layer;
+    for an imitation run (output scale 0) that is exactly the reference-PD baseline of the new clip."""
+    import json
+
+    source = "policies/dog_trot.pt"
+    frozen = ["--no-progress", "--workers", "0", "--samples", "64", "--set", "samples_per_iter=64",
+              "--set", "actor_lr=0", "--set", "critic_lr=0", "--set", "normalizer_samples=0", "--set", "eval_every=0",
+              "--set", "eval_episodes=0",
+              "--set", "env.time_limit=1"]
+    out = tmp_path / "canter"
+    assert main(["train", "dog", "canter", "--out", str(out), "--init", source,
+                 "--set", "init_actor_output=fresh", *frozen]) == 0
+    assert "with a fresh actor output layer" in capsys.readouterr().out
+    before, after = load_checkpoint(source)["agent"], load_checkpoint(out / "dog_canter-last.pt")["agent"]
+    head = max(k for k in after["actor"] if k.endswith(".weight"))  # the last layer's key, e.g. net.4.weight
+    for key, value in before["actor"].items():
+        if key.startswith(head.rsplit(".", 1)[0] + "."):
+            assert not after["actor"][key].any()  # the output layer as a new imitation run's: zeros
+        else:
+            torch.testing.assert_close(after["actor"][key], value, rtol=0, atol=0)
+    for key, value in before["critic"].items():
+        torch.testing.assert_close(after["critic"][key], value, rtol=0, atol=0)
+    torch.testing.assert_close(torch.as_tensor(after["normalizer"]["mean"]),
+                               torch.as_tensor(before["normalizer"]["mean"]), rtol=0, atol=0)
+    # zero residual actions: its episodes are reference PD's, start for start (to rounding)
+    assert main(["eval", str(out / "dog_canter-last.pt"), "--episodes", "3", "--baseline", "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    assert fresh["mean_length"] == fresh["baseline"]["mean_length"]
+    assert max(map(abs, fresh["comparison"]["gain_ci95"])) < 1e-12
+    # without it the trot's output layer acts: the same starts go otherwise
+    kept = tmp_path / "kept"
+    assert main(["train", "dog", "canter", "--out", str(kept), "--init", source, *frozen]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(kept / "dog_canter-last.pt"), "--episodes", "3", "--baseline", "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["comparison"]["mean_gain"]) > 1e-4

@@ -23,7 +23,7 @@ from charctl.util.typed_config import checked_fields, ranged
 AWR_CONFIGS_DIR = CONFIGS_DIR / "awr"
 ENV_PREFIX = "env."  # --set env.time_limit=10 sets an imitation env setting, other keys are AWR settings
 # what a run keeps from its start: a resume or a switch may not change them
-FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed", "init_from")
+FIXED_ON_RESUME = ("actor_layers", "critic_layers", "normalizer_std_floor", "seed", "init_from", "init_actor_output")
 
 
 @dataclass
@@ -50,6 +50,9 @@ class AWRConfig:
     # observation and action sizes and layers, e.g. another clip of the same character: DeepMimic's
     # --model_files); its optimisers, samples and seed start afresh
     init_from: str | None = None
+    # fresh: the actor's output layer starts as a new run's (actor_init_output_scale; 0 for imitation: the new
+    # clip's reference-PD baseline) over init_from's hidden layers, whose features it keeps; keep: all of it
+    init_actor_output: typing.Literal["keep", "fresh"] = "keep"
     # --- data
     samples_per_iter: int = ranged(2048, ge=1)  # new samples per iteration (whole episodes, so a little more)
     buffer_size: int = ranged(50_000, ge=1)  # FIFO replay buffer, in samples; whole oldest episodes are evicted

@@ -136,11 +136,15 @@ class Actor(nn.Module):
         super().__init__()
         self.action = action
         self.net = mlp(obs_size, layers, action.size)
-        head = self.net[-1]
-        nn.init.uniform_(head.weight, -init_output_scale, init_output_scale)  # near-zero initial actions
-        nn.init.zeros_(head.bias)
+        self.init_output(init_output_scale)
         self.action_std = float(action_std)
         self.exploration_rate = 1.0  # share of `explore` calls that sample; the others take the mean
+
+    def init_output(self, scale: float) -> None:
+        """The output layer as a new actor's: weights uniform in +-scale, bias 0 (near-zero initial actions)."""
+        head = self.net[-1]
+        nn.init.uniform_(head.weight, -scale, scale)
+        nn.init.zeros_(head.bias)
 
     def forward(self, obs_norm: torch.Tensor) -> torch.Tensor:
         return self.net(obs_norm)

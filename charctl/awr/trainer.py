@@ -385,7 +385,13 @@ class _Run:
                 agent.normalizer.update()
         if state is None and config.init_from is not None:  # after the dataset: the policy keeps its normaliser
             agent.load_networks(_initial_networks(Path(config.init_from), self.observation_space, action_space, config))
-            print(f"{name}: begins from the networks of {config.init_from}")
+            fresh = config.init_actor_output == "fresh"
+            if fresh:
+                with torch.random.fork_rng():  # the run's own random stream stays as without a warm start
+                    torch.manual_seed(config.seed)
+                    agent.actor.init_output(config.actor_init_output_scale)
+            print(f"{name}: begins from the networks of {config.init_from}"
+                  + (" with a fresh actor output layer" if fresh else ""))
         if state is not None:
             agent.load_state_dict(state["agent"])  # then the config's optimiser and normaliser settings apply
             torch.set_rng_state(state["torch_rng"])
