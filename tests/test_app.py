@@ -310,8 +310,9 @@ def test_eval_of_several_checkpoints_runs_each_from_the_same_starts_and_compares
     assert canter["motion"] == "canter" and "against_first" not in canter  # other starts: nothing to pair
     assert main(["eval", last, last, "--episodes", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.startswith(last) for line in lines] == [True, True]
+    assert [line.startswith(last) for line in lines[:2]] == [True, True]
     assert "against the first, start by start: +0.0000" in lines[1] and "better from 0 of 2" in lines[1]
+    assert lines[2].startswith(f"highest normalised return: {last} (")  # a tie goes to the first
 
 
 def test_eval_of_several_checkpoints_refuses_a_bad_one_before_any_episode(dog_run, capsys):

@@ -107,6 +107,11 @@ def _run_several(args) -> int:
             _print_line(summary, task)
     if args.json:
         print(json.dumps(summaries))
+    else:
+        key = "normalized_return" if all("normalized_return" in r for r in summaries) else "mean_return"
+        best = max(range(len(summaries)), key=lambda i: summaries[i][key])
+        print(f"highest {key.replace('_', ' ').replace('normalized', 'normalised')}: {args.checkpoints[best]} "
+              f"({summaries[best][key]:.3f})")
     return 0
 
 
