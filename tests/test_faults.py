@@ -250,6 +250,7 @@ SETS = ["samples=0", "seed=-1", "num_workers=-1", "torch_threads=0", "eval_every
         "critic_lr=-0.1", "critic_momentum=2", "critic_batch_size=0", "critic_steps=-5", "value_scale=0",
         "normalizer_samples=-1", "normalizer_std_floor=0", "obs_clip=0", "actor_lr=.nan", "critic_lr=.inf",
         "returns=bootstrap", "device=7", "samples=1e6", "seed=1.5", "checkpoint_buffer=maybe", "nokey=1",
+        "keep_every=-1", "keep_every=0.5", "init_actor_output=reset",
         "=1", "samples", "actor_lr=[0.1", "env.time_limit=1"]
 ENV_SETS = ["env.time_limit=0", "env.time_limit=-5", "env.sim.control_hz=0", "env.sim.physics_hz=10",
             "env.sim.solver_iterations=0", "env.sim.ground_friction=-1", "env.pose_termination_distance=-1",
