@@ -48,11 +48,13 @@ def test_variants_side_by_side_at_marks_and_a_rerun_continues(tmp_path):
     assert at_900["samples"] > at_600["samples"]
 
     # a second variant lands in the same table; its env setting reached the trained env
-    other = bench(out, "strays", 300, "--set", "env.pose_termination_distance=0.3")
+    other = bench(out, "strays", 300, "--set", "env.pose_termination_distance=0.3", "--set", "keep_every=100")
     assert other.returncode == 0, other.stderr
     assert {r["variant"] for r in rows(out)} == {"plain", "strays"}
     config = (out / "strays/s0/config.yaml").read_text()
     assert "pose_termination_distance: 0.3" in config
+    # bench learn keeps its own marks (MARK.pt): the trainer's keep_every stays off in its runs
+    assert "keep_every: 0" in config and sorted(p.name for p in (out / "strays/s0/marks").glob("*.pt")) == ["300.pt"]
 
     # a variant with env settings is drawn against the baseline under its settings: with a training-only
     # setting it is the folder's, with another controller it is not
