@@ -232,8 +232,10 @@ def test_keep_every_keeps_the_policy_past_each_multiple_without_the_buffer_and_a
                  "--samples", "6000", "--set", "keep_every=1500"]) == 0
     assert _kept_samples(out) == kept + _crossings(out, 1500, after=last["samples"])
     assert _kept_samples(out)[-1] >= 6000
-    capsys.readouterr()
+    assert f"CartPole-v1: {len(_kept_samples(out))} kept policies in {out / 'marks'}" in capsys.readouterr().out
 
 
-def test_without_keep_every_no_marks_are_kept(run):
+def test_without_keep_every_no_marks_are_kept(run, capsys):
     assert not (run / "marks").exists()
+    assert main(["train", "gym", "CartPole-v1", "--resume", "--out", str(run), "--no-progress"]) == 0
+    assert "kept policies" not in capsys.readouterr().out

@@ -145,4 +145,9 @@ def run(args) -> int:
     print(f"{name}: {result.samples} samples, {result.iteration} iterations"
           + (f", {final}" if final is not None else "")
           + f"; best policy {result.best_checkpoint}, last {result.last_checkpoint}")
+    marks = Path(out) / "marks"
+    kept = len(list(marks.glob(f"{name}-*.pt"))) if marks.is_dir() else 0
+    if kept:
+        print(f"{name}: {kept} kept policies in {marks} (keep_every); to compare them on held-out starts: "
+              f"charctl eval {marks}/*.pt --episodes 32")
     return 0
