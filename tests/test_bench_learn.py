@@ -128,6 +128,17 @@ def test_the_legend_says_how_many_seeds_each_mark_averages():
     assert variant_label("motors", [{"mark": 100, "seed": 0}]) == "motors (mean of 1 seed per mark)"
     assert (variant_label("pace", both, [100]) ==
             "pace (mean of 2 seeds per mark; settings change at 100)")
+    assert (variant_label("late", both, [200], ("default", 200)) ==
+            "late (mean of 2 seeds per mark; settings change at 200; from default at 200)")
+
+
+def test_a_fork_s_curve_is_drawn_from_its_fork_mark_on():
+    from charctl.bench.learn import drawn_rows
+
+    rows = [{"variant": v, "mark": m, "seed": 0} for v in ("default", "late") for m in (100, 200, 300)]
+    assert [r["mark"] for r in drawn_rows(rows, "late", ("default", 200))] == [200, 300]
+    assert [r["mark"] for r in drawn_rows(rows, "late", None)] == [100, 200, 300]
+    assert {r["variant"] for r in drawn_rows(rows, "default", None)} == {"default"}
 
 
 def test_each_mark_carries_the_speed_of_the_samples_behind_it(tmp_path):
@@ -174,6 +185,9 @@ def test_a_fork_begins_from_its_parent_s_policy_at_a_mark(tmp_path):
     assert fork_rows[:shared] == (out / "plain/s0/progress.csv").read_text().splitlines()[:shared]
     assert [int(r.split(",")[0]) for r in fork_rows[1:]] == list(range(len(fork_rows) - 1))
     assert "plain/s0 at mark 300" in (out / "late/s0/forked_from.txt").read_text()
+    from charctl.bench.learn import variant_fork
+
+    assert variant_fork(out, "late") == ("plain", 300) and variant_fork(out, "plain") is None
     changes = (out / "late/s0/settings_changes.txt").read_text()  # the parent's own change at 300 is not the fork's
     assert changes.count("samples 300 -> 600") == 1 and "actor_lr 0.0001 -> 5e-05" in changes
     assert {(r["variant"], int(r["mark"])) for r in rows(out)} >= {("late", 300), ("late", 600), ("plain", 600)}

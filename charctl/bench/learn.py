@@ -345,13 +345,31 @@ def variant_switches(out: Path, variant: str) -> list[int]:
     return sorted(int(at) for at in (saved or {}).get("from", {}) or {})
 
 
-def variant_label(variant: str, rows: list[dict], switches: list[int] = ()) -> str:
+def variant_fork(out: Path, variant: str) -> tuple[str, int] | None:
+    """(parent, mark) for a variant begun as a fork (its variant.yaml's `fork`), else None."""
+    try:
+        fork = (yaml.safe_load((out / variant / "variant.yaml").read_text()) or {}).get("fork")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return (str(fork["variant"]), int(fork["mark"])) if isinstance(fork, dict) else None
+
+
+def drawn_rows(rows: list[dict], variant: str, fork: tuple[str, int] | None) -> list[dict]:
+    """A variant's marks as its curve draws them: a fork's from its fork mark on (before it, its rows are the
+    parent's own results, which the parent's curve draws)."""
+    return [r for r in rows if r["variant"] == variant and (fork is None or r["mark"] >= fork[1])]
+
+
+def variant_label(variant: str, rows: list[dict], switches: list[int] = (),
+                  fork: tuple[str, int] | None = None) -> str:
     """The legend's name for a variant's mean curve: how many seeds each mark averages (a screen cut short has
-    fewer at its last marks) and where a curriculum changes its settings (drawn as dotted lines too)."""
+    fewer at its last marks), where a curriculum changes its settings (drawn as dotted lines too) and, for a fork,
+    where it left its parent."""
     counts = sorted({sum(r["mark"] == m for r in rows) for m in {r["mark"] for r in rows}})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     changes = f"; settings change at {', '.join(f'{at:,}' for at in switches)}" if switches else ""
-    return f"{variant} (mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per mark{changes})"
+    origin = f"; from {fork[0]} at {fork[1]:,}" if fork else ""
+    return f"{variant} (mean of {seeds} seed{'s' if counts[-1] > 1 else ''} per mark{changes}{origin})"
 
 
 def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
@@ -363,7 +381,10 @@ def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for index, variant in enumerate(sorted({r["variant"] for r in rows})):
         color = f"C{index}"
-        mine = [r for r in rows if r["variant"] == variant]
+        fork = variant_fork(out, variant)
+        mine = drawn_rows(rows, variant, fork)
+        if not mine:
+            continue
         for seed in sorted({r["seed"] for r in mine}):
             points = sorted((r["mark"], r["normalized_return"]) for r in mine if r["seed"] == seed)
             ax.plot(*zip(*points), color=color, alpha=0.35, linewidth=1)
@@ -371,7 +392,7 @@ def plot(out: Path, rows: list[dict], base: dict | None, title: str) -> Path:
         means = [np.mean([r["normalized_return"] for r in mine if r["mark"] == m]) for m in marks]
         switches = variant_switches(out, variant)
         ax.plot(marks, means, color=color, linewidth=2, marker="o", markersize=3,
-                label=variant_label(variant, mine, switches))
+                label=variant_label(variant, mine, switches, fork))
         for at in switches:
             ax.axvline(at, color=color, linestyle=":", linewidth=1, alpha=0.6)
         own = mine[0]["baseline"]

@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     learn.add_argument("--fork", nargs=2, metavar=("VARIANT", "MARK"),
                        help="begin each seed from VARIANT's policy at its mark MARK (its --set and its --from before "
                        "MARK are this variant's too), so a change from MARK on (--from MARK) costs only the samples "
-                       "after it; the replay buffer refills")
+                       "after it; the replay buffer refills. learn.png draws its curve from MARK on")
     parser.set_defaults(func=run)
 
 
