@@ -315,8 +315,16 @@ def test_eval_of_several_checkpoints_runs_each_from_the_same_starts_and_compares
     assert lines[2].startswith(f"highest normalised return: {last} (")  # a tie goes to the first
 
 
-def test_eval_of_several_checkpoints_refuses_a_bad_one_before_any_episode(dog_run, capsys):
+def test_eval_of_several_checkpoints_refuses_a_bad_one_before_any_episode(dog_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(dog_run / "dog_trot.pt"), str(dog_run / "missing.pt"), "--episodes", "2"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "missing.pt: no such checkpoint" in err
+    # a Gym policy has no reference to compare with: refused before the imitation policy before it runs
+    gym_run = tmp_path / "cartpole"
+    assert main(["train", "gym", "CartPole-v1", "--samples", "64", "--workers", "0", "--no-progress", "--out",
+                 str(gym_run), "--set", "samples_per_iter=64", "--set", "eval_episodes=0"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(dog_run / "dog_trot.pt"), str(gym_run / "CartPole-v1-last.pt"), "--baseline"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "CartPole-v1-last.pt: --baseline needs an imitation policy" in err

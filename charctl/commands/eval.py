@@ -88,12 +88,9 @@ def _run_several(args) -> int:
     compared with the first start by start when both imitate the same clip. Every file is read (and --set checked
     against it) before any episode runs, so a bad one is refused before the others' evaluations."""
     from charctl.play.evaluation import paired_comparison
-    from charctl.play.policy_file import open_policy
 
     for path in args.checkpoints:
-        task = open_policy(path)
-        if args.overrides:
-            _apply_env_settings(task, args.overrides)
+        _policy_task(args, path)
     summaries, first = [], None
     for index, path in enumerate(args.checkpoints):
         env, name, header, task = _open(args, path)
@@ -175,7 +172,6 @@ def _check_arguments(args) -> None:
 
 def _open(args, checkpoint: str | None):
     """(env, name, the JSON header, the policy file or None for --reference)."""
-    from charctl.util.errors import CharctlError
 
     if args.reference is not None:
         from charctl.awr.rollout import make_env
@@ -195,13 +191,7 @@ def _open(args, checkpoint: str | None):
         header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained,
                   "config": config_to_dict(env.unwrapped.config)}  # every setting the episodes ran with
         return env, f"{character.name}_{motion}", header, None
-    from charctl.play.policy_file import open_policy
-
-    task = open_policy(checkpoint)
-    if args.baseline and not task.is_imitation:
-        raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
-    if args.overrides:
-        _apply_env_settings(task, args.overrides)
+    task = _policy_task(args, checkpoint)
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
               "deterministic": not args.stochastic, "as_trained": args.as_trained}
     if args.stochastic:
@@ -214,6 +204,19 @@ def _open(args, checkpoint: str | None):
 
         header["config"] = config_to_dict(env.unwrapped.config)
     return env, task.name, header, task
+
+
+def _policy_task(args, checkpoint: str):
+    """The checkpoint's policy and task, checked against the arguments (--baseline, --set) before any episode."""
+    from charctl.play.policy_file import open_policy
+    from charctl.util.errors import CharctlError
+
+    task = open_policy(checkpoint)
+    if args.baseline and not task.is_imitation:
+        raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
+    if args.overrides:
+        _apply_env_settings(task, args.overrides)
+    return task
 
 
 def _apply_env_settings(task, overrides: list[str]) -> None:
