@@ -336,21 +336,23 @@ def write_table(out: Path, rows: list[dict]) -> Path:
     return path
 
 
-def variant_switches(out: Path, variant: str) -> list[int]:
-    """The marks where a curriculum variant's settings change (its variant.yaml's `from`)."""
+def _saved_variant(out: Path, variant: str) -> dict:
+    """A variant's variant.yaml, or {} when it is missing or unreadable (the plot then draws it plainly)."""
     try:
         saved = yaml.safe_load((out / variant / "variant.yaml").read_text())
     except (OSError, yaml.YAMLError):
-        return []
-    return sorted(int(at) for at in (saved or {}).get("from", {}) or {})
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def variant_switches(out: Path, variant: str) -> list[int]:
+    """The marks where a curriculum variant's settings change (its variant.yaml's `from`)."""
+    return sorted(int(at) for at in _saved_variant(out, variant).get("from", {}) or {})
 
 
 def variant_fork(out: Path, variant: str) -> tuple[str, int] | None:
     """(parent, mark) for a variant begun as a fork (its variant.yaml's `fork`), else None."""
-    try:
-        fork = (yaml.safe_load((out / variant / "variant.yaml").read_text()) or {}).get("fork")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
+    fork = _saved_variant(out, variant).get("fork")
     return (str(fork["variant"]), int(fork["mark"])) if isinstance(fork, dict) else None
 
 
