@@ -60,7 +60,8 @@ def run(args) -> int:
     _check_arguments(args)
     if len(args.checkpoints) > 1:
         return _run_several(args)
-    env, name, header, task = _open(args, args.checkpoints[0] if args.checkpoints else None)
+    task = _policy_task(args, args.checkpoints[0]) if args.checkpoints else None
+    env, name, header, task = _open(args, task)
     summary, _ = _evaluated(args, env, name, header, task)
     if args.json:
         print(json.dumps(summary))
@@ -89,12 +90,11 @@ def _run_several(args) -> int:
     against it) before any episode runs, so a bad one is refused before the others' evaluations."""
     from charctl.play.evaluation import paired_comparison
 
-    for path in args.checkpoints:
-        _policy_task(args, path)
+    tasks = [_policy_task(args, path) for path in args.checkpoints]
     summaries, first = [], None
-    for index, path in enumerate(args.checkpoints):
-        env, name, header, task = _open(args, path)
-        summary, result = _evaluated(args, env, f"{name} ({index + 1}/{len(args.checkpoints)})", header, task)
+    for index, task in enumerate(tasks):
+        env, name, header, task = _open(args, task)
+        summary, result = _evaluated(args, env, f"{name} ({index + 1}/{len(tasks)})", header, task)
         if first is None:
             first = (task, result)
         elif _same_clip(first[0], task):
@@ -170,15 +170,16 @@ def _check_arguments(args) -> None:
         raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
 
 
-def _open(args, checkpoint: str | None):
-    """(env, name, the JSON header, the policy file or None for --reference)."""
+def _open(args, task):
+    """(env, name, the JSON header, the policy task or None for --reference), for a task from _policy_task."""
+    from charctl.envs.config import config_to_dict
 
     if args.reference is not None:
         from charctl.awr.rollout import make_env
         from charctl.character.model import load_character
         from charctl.commands.train import env_only_overrides
         from charctl.envs import IMITATION_ENV_ID
-        from charctl.envs.config import config_to_dict, for_evaluation
+        from charctl.envs.config import for_evaluation
         from charctl.motion.clip import load_clip
 
         env_settings = env_only_overrides(args.overrides, "--reference")
@@ -191,7 +192,6 @@ def _open(args, checkpoint: str | None):
         header = {"reference_pd": True, **kwargs, "as_trained": args.as_trained,
                   "config": config_to_dict(env.unwrapped.config)}  # every setting the episodes ran with
         return env, f"{character.name}_{motion}", header, None
-    task = _policy_task(args, checkpoint)
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
               "deterministic": not args.stochastic, "as_trained": args.as_trained}
     if args.stochastic:
@@ -200,8 +200,6 @@ def _open(args, checkpoint: str | None):
                       exploration_rate=_exploration_rate(args))
     env = task.make_env(evaluation=not args.as_trained)
     if task.is_imitation:  # the settings the episodes run with, training-only ones off unless --as-trained
-        from charctl.envs.config import config_to_dict
-
         header["config"] = config_to_dict(env.unwrapped.config)
     return env, task.name, header, task
 
