@@ -7,9 +7,10 @@ iteration, records every process below the trainer (with its start time, so a re
 the run and polls /proc every 10 ms until none of those processes is left (30 s at most, then it kills them).
 Cases: Ray on its own (a driver that calls ray.init() itself, two actors at work) killed with -9; a `--ray` run
 (its own local Ray instance) stopped by kill -9, SIGTERM and Ctrl-C (SIGINT to its process group, as a terminal
-sends it); a `--workers 2` run killed with -9; one worker of a `--workers 2` run stopped with SIGSTOP under
-`--set worker_timeout=3` (there the time is until the trainer has exited and its workers are gone). Prints a
-markdown table (docs/reliability.md).
+sends it); a `--workers 2` run killed with -9 or sent SIGTERM (the trainer alone, or its process group as a
+scheduler does; the trainer finishes the iteration in flight); one worker of a `--workers 2` run stopped with
+SIGSTOP under `--set worker_timeout=3` (there the time is until the trainer has exited and its workers are gone).
+Prints a markdown table (docs/reliability.md).
 """
 
 import os
@@ -89,9 +90,9 @@ def trial(extra: list[str], stop) -> tuple[int, float, int, int]:
         return len(tree), seconds, len(stayed), process.returncode
 
 
-def send(sig):
+def send(sig, group: bool = False):
     def stop(process, tree) -> float:
-        if sig == signal.SIGINT:
+        if sig == signal.SIGINT or group:
             os.killpg(process.pid, sig)
         else:
             process.send_signal(sig)
@@ -110,6 +111,8 @@ CASES = [
     ("--ray run, SIGTERM to the driver", ["--ray", "--workers", "2"], send(signal.SIGTERM)),
     ("--ray run, Ctrl-C (SIGINT to its group)", ["--ray", "--workers", "2"], send(signal.SIGINT)),
     ("--workers 2, kill -9 of the trainer", ["--workers", "2"], send(signal.SIGKILL)),
+    ("--workers 2, SIGTERM to the trainer", ["--workers", "2"], send(signal.SIGTERM)),
+    ("--workers 2, SIGTERM to its group", ["--workers", "2"], send(signal.SIGTERM, group=True)),
     ("--workers 2, SIGSTOP of a worker, worker_timeout=3", ["--workers", "2", "--set", "worker_timeout=3"],
      stop_a_worker),
 ]

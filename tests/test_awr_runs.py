@@ -94,8 +94,8 @@ SAME_IN_BOTH = ["iteration", "samples", "train_return", "test_return", "critic_l
 def test_an_imitation_run_stopped_at_random_moments_finishes_as_if_never_stopped(tmp_path):
     """kill -9, Ctrl-C (SIGINT to the process group, as a terminal sends it) and SIGTERM in a seeded random order,
     each at a seeded random moment of an iteration; after each, the bare resume command goes on from the last
-    finished iteration (only the one in flight is lost) with the run's own settings, and the finished run has the
-    uninterrupted run's weights, optimiser and normaliser state, and progress.csv."""
+    finished iteration (kill -9 and Ctrl-C lose the one in flight, SIGTERM finishes it) with the run's own settings,
+    and the finished run has the uninterrupted run's weights, optimiser and normaliser state, and progress.csv."""
     rng = random.Random(19)
     whole = cli(*DOG, "--out", str(tmp_path / "whole"))  # alongside: only the moments of the stops depend on time
     run_dir = tmp_path / "run"
@@ -133,7 +133,7 @@ def stop_at_a_random_moment(process: subprocess.Popen, run_dir: Path, sig: int, 
     else:
         process.send_signal(sig)
     process.communicate(timeout=60)
-    assert process.returncode == (130 if sig == signal.SIGINT else -sig)
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 128 + signal.SIGTERM}.get(sig, -sig)
     return finished
 
 

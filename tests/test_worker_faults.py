@@ -223,6 +223,27 @@ def test_ctrl_c_while_waiting_on_a_stopped_worker_ends_the_run_promptly(tmp_path
         kill_all(workers)
 
 
+def test_a_sigterm_to_the_whole_process_group_lets_the_workers_finish_the_iteration(tmp_path):
+    """A scheduler's SIGTERM reaches the workers too: they leave it to the learner, which finishes the iteration in
+    flight with them (no worker lost, no error), closes them and exits with 143."""
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir, start_new_session=True)
+    try:
+        wait_for_checkpoint(run_dir, process)
+        workers = children(process.pid)
+        os.killpg(process.pid, signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in out, (out, err)
+        assert "worker" not in err, err
+        state = load_checkpoint(run_dir / "CartPole-v1-last.pt")
+        rows = (run_dir / "progress.csv").read_text().splitlines()
+        assert state["iteration"] == len(rows) - 1 >= 1 and rows[-1].endswith(",0")  # no worker restarted
+        wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "the workers end")
+    finally:
+        process.kill()
+        process.communicate()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_a_run_stopped_by_a_signal_resumes_with_its_own_settings(tmp_path, sig):
     """The resume command is the one the Ctrl-C message prints: no --samples, --seed or --set again."""
@@ -234,7 +255,9 @@ def test_a_run_stopped_by_a_signal_resumes_with_its_own_settings(tmp_path, sig):
     try:
         wait_for_checkpoint(run_dir, process)
         process.send_signal(sig)
-        process.communicate(timeout=60)
+        out, _ = process.communicate(timeout=60)
+        if sig == signal.SIGTERM:  # after the iteration in flight, with its own exit status and line
+            assert process.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in out, out
         stopped_at = load_checkpoint(run_dir / "CartPole-v1-last.pt")["iteration"]
         finish = subprocess.run([sys.executable, "-m", "charctl", "train", "gym", "CartPole-v1", "--resume",
                                  "--out", str(run_dir), "--no-progress"], capture_output=True, text=True,

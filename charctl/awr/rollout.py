@@ -159,7 +159,10 @@ def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited
     # learner go (a send to a full pipe would block forever), so close them
     for other in inherited:
         other.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes the workers
+    # Ctrl-C and a SIGTERM to the whole process group (a scheduler's) are the learner's to handle: it finishes or
+    # drops the iteration and closes the workers (they die with it, too)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     env = None
     try:
         env = make_env(env_id, env_kwargs)
@@ -323,10 +326,7 @@ class Rollouts(CollectionInTwoHalves):
                     pass
         for process in self._processes:
             process.join(timeout=2.0)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=1.0)
-            if process.is_alive():  # stopped (SIGSTOP) or ignoring SIGTERM: only SIGKILL ends it
+            if process.is_alive():  # busy, stopped (SIGSTOP) or spinning; it ignores SIGTERM: only SIGKILL ends it
                 process.kill()
                 process.join(timeout=1.0)
         for conn in self._connections:

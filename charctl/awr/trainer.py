@@ -12,7 +12,9 @@ Output directory (NAME defaults to the env id with '/' as '_'):
 A kill at any moment loses at most the iteration in flight; `resume=True` continues from NAME-last.pt.
 A curriculum (`config.switches`) is a resume in-process: at the first iteration at or past a switch's samples the
 run is closed and resumed with its settings, so what holds for `--resume --set` holds for it.
-Ctrl-C stops after closing the workers; the last checkpoint is the end of the last finished iteration.
+Ctrl-C stops after closing the workers; the last checkpoint is the end of the last finished iteration. SIGTERM
+(kill, docker stop, a scheduler) stops after the iteration in flight, so its samples are kept; a second SIGTERM
+stops at once (charctl/awr/graceful_stop.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from charctl.awr.checkpoint import (
 )
 from charctl.awr.config import ENV_PREFIX, FIXED_ON_RESUME, AWRConfig, build_config, config_to_dict, split_env_settings
 from charctl.awr.dataset import load_dataset
+from charctl.awr.graceful_stop import StopOnSigterm
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.envs import IMITATION_ENV_ID
 from charctl.util.errors import CharctlError
@@ -64,6 +67,7 @@ class TrainResult:
     test_returns: list[tuple[int, float]] = field(default_factory=list)  # (samples, mean test return) this run
     best_test_return: float | None = None
     interrupted: bool = False
+    stopped_by_sigterm: bool = False  # interrupted by SIGTERM, after finishing the iteration in flight
 
     test_episodes: int = 0      # deterministic episodes behind each test return
     horizon: int | None = None  # full-episode control steps (imitation tasks): test return / horizon = normalised
@@ -314,12 +318,17 @@ def _train_until_switch(run: _Run, ray_address: str | None) -> int | None:
     run as it is, for the switch to resume from)."""
     try:
         run.open_rollouts(ray_address)
-        while run.samples < run.config.samples:
-            due = run.due_switch()
-            if due is not None:
-                run.save_last()  # this command's own changes too, when no iteration has run since they applied
-                return due
-            run.iterate()
+        # entered after the rollouts open: Ray's driver installs a SIGTERM handler of its own
+        with StopOnSigterm() as stop:
+            while run.samples < run.config.samples:
+                if stop.requested:
+                    run.result.interrupted = run.result.stopped_by_sigterm = True
+                    break
+                due = run.due_switch()
+                if due is not None:
+                    run.save_last()  # this command's own changes too, when no iteration has run since they applied
+                    return due
+                run.iterate()
     except KeyboardInterrupt:
         run.result.interrupted = True
     finally:

@@ -1,6 +1,7 @@
 """`charctl train CHARACTER MOTION` (imitation) and `charctl train gym ENV_ID`: train an AWR policy."""
 
 import argparse
+import signal
 
 from charctl.awr.config import ENV_PREFIX, split_env_settings
 
@@ -20,7 +21,8 @@ def register(subparsers) -> None:
         "observation and action sizes, which restarts the best policy's record), progress.csv, config.yaml, tb/ "
         "(TensorBoard) and, with keep_every (250k samples for imitation tasks), marks/NAME-SAMPLES.pt: the policy "
         "past each multiple of it, to evaluate later with charctl eval. Ctrl-C stops cleanly; the last finished "
-        "iteration is kept.",
+        "iteration is kept. SIGTERM (kill, docker stop, a scheduler) finishes the iteration in flight first and "
+        "exits with 143; a second SIGTERM stops at once.",
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
@@ -139,9 +141,10 @@ def run(args) -> int:
                    resumed_env=on_saved_env(env_kwargs, env_overrides) if args.resume and not gym_task else None)
     final = result.final_test_text()
     if result.interrupted:
-        print(f"{name}: interrupted; {result.last_checkpoint} holds iteration {result.iteration} "
+        how = "stopped by SIGTERM after the iteration in flight" if result.stopped_by_sigterm else "interrupted"
+        print(f"{name}: {how}; {result.last_checkpoint} holds iteration {result.iteration} "
               f"({result.samples} samples); continue with --resume --out {out}")
-        return 130
+        return 128 + signal.SIGTERM if result.stopped_by_sigterm else 130
     print(f"{name}: {result.samples} samples, {result.iteration} iterations"
           + (f", {final}" if final is not None else "")
           + f"; best policy {result.best_checkpoint}, last {result.last_checkpoint}")
