@@ -191,3 +191,25 @@ def test_a_fork_begins_from_its_parent_s_policy_at_a_mark(tmp_path):
     changes = (out / "late/s0/settings_changes.txt").read_text()  # the parent's own change at 300 is not the fork's
     assert changes.count("samples 300 -> 600") == 1 and "actor_lr 0.0001 -> 5e-05" in changes
     assert {(r["variant"], int(r["mark"])) for r in rows(out)} >= {("late", 300), ("late", 600), ("plain", 600)}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_bench_after_the_iteration_in_flight_and_a_rerun_continues(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "trot"
+    process = subprocess.Popen([sys.executable, "-m", "charctl", "bench", "learn", "dog", "trot", "--name", "plain",
+                                "--samples", "30000", "--out", str(out), *TINY], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    progress = out / "plain/s0/progress.csv"
+    deadline = time.monotonic() + 300
+    while not (progress.exists() and len(progress.read_text().splitlines()) > 1):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM after the iteration in flight; rerun the same command to continue" in stdout
+    state = torch.load(out / "plain/s0/dog_trot-last.pt", weights_only=True)
+    assert state["iteration"] == len(progress.read_text().splitlines()) - 1 and state["samples"] < 30000

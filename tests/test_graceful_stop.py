@@ -11,7 +11,7 @@ import pytest
 
 import charctl.awr.trainer as trainer_module
 from charctl.awr.checkpoint import load_checkpoint
-from charctl.awr.graceful_stop import StopOnSigterm
+from charctl.awr.graceful_stop import stop_on_sigterm
 from charctl.cli import main
 
 QUICK = ["--no-progress", "--set", "samples_per_iter=512", "--set", "critic_steps=5", "--set", "actor_steps=10",
@@ -22,21 +22,26 @@ def progress_rows(run) -> int:
     return len((run / "progress.csv").read_text().splitlines()) - 1
 
 
-def test_sigterm_while_entered_is_a_request_and_the_previous_handler_comes_back():
+def test_sigterm_while_entered_is_a_request_nested_entries_reinstall_and_the_first_handler_comes_back():
     before = signal.getsignal(signal.SIGTERM)
-    with StopOnSigterm() as stop:
+    with stop_on_sigterm as stop:
         assert not stop.requested
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested  # the handler ran, the process lives on
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as ray.init does: a handler of its own
+        with stop_on_sigterm:  # puts the handler back
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested  # the handler ran, the process lives on
+        assert stop.requested and signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+    with stop_on_sigterm:
+        assert not stop_on_sigterm.requested  # a new outermost entry starts without a request
 
 
 @pytest.mark.parametrize("signals", [1, 2])
 def test_a_second_sigterm_ends_the_process_at_once(signals):
     script = textwrap.dedent(f"""
         import os, signal
-        from charctl.awr.graceful_stop import StopOnSigterm
-        with StopOnSigterm() as stop:
+        from charctl.awr.graceful_stop import stop_on_sigterm
+        with stop_on_sigterm as stop:
             for _ in range({signals}):
                 os.kill(os.getpid(), signal.SIGTERM)
             print("still here", stop.requested)

@@ -4,6 +4,14 @@ SIGTERM is how `kill`, `docker stop`, systemd and cluster schedulers (SLURM's sc
 ask a process to end, usually with a grace period before SIGKILL. Dying at once would throw away the samples the
 iteration has collected so far; finishing it keeps them in the last checkpoint. A second SIGTERM ends the process
 at once, as an unhandled one would (the previous iteration's files stay whole). Ctrl-C keeps its meaning: stop now.
+
+    with stop_on_sigterm:          # a whole command (bench learn's several runs), or one train() call
+        while ...:
+            if stop_on_sigterm.requested: break
+            ...
+
+Entries nest: an inner one puts the handler back in place (ray.init installs a SIGTERM handler of its own) and
+keeps a request already made; the outermost exit restores the handler from before it.
 """
 
 from __future__ import annotations
@@ -13,23 +21,26 @@ import signal
 import threading
 
 
-class StopOnSigterm:
-    """While entered (in the main thread), SIGTERM sets `requested` instead of ending the process; the handler that
-    was there before is put back on exit. Elsewhere (a thread cannot set signal handlers) it does nothing."""
-
+class _StopOnSigterm:
     def __init__(self):
         self.requested = False
+        self._depth = 0
         self._previous = None
 
-    def __enter__(self) -> StopOnSigterm:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+    def __enter__(self) -> _StopOnSigterm:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            before = signal.signal(signal.SIGTERM, self._handle)
+            if self._depth == 0:
+                self._previous, self.requested = before, False
+            self._depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._depth -= 1
+            if self._depth == 0:
+                signal.signal(signal.SIGTERM, self._previous)
+                self._previous = None
 
     def _handle(self, signum, frame) -> None:
         if self.requested:  # asked twice: end now, as SIGTERM does when nobody handles it
@@ -37,3 +48,6 @@ class StopOnSigterm:
             os.kill(os.getpid(), signal.SIGTERM)
             return
         self.requested = True
+
+
+stop_on_sigterm = _StopOnSigterm()

@@ -44,7 +44,7 @@ from charctl.awr.checkpoint import (
 )
 from charctl.awr.config import ENV_PREFIX, FIXED_ON_RESUME, AWRConfig, build_config, config_to_dict, split_env_settings
 from charctl.awr.dataset import load_dataset
-from charctl.awr.graceful_stop import StopOnSigterm
+from charctl.awr.graceful_stop import stop_on_sigterm
 from charctl.awr.rollout import Rollouts, make_env
 from charctl.envs import IMITATION_ENV_ID
 from charctl.util.errors import CharctlError
@@ -301,7 +301,7 @@ def train(env_id: str, env_kwargs: dict | None, config: AWRConfig, out_dir: str 
     policy so far is kept as NAME-before-iteration-N.pt. Without it, `env_kwargs` must be the saved ones.
     """
     # one process per run directory: taken now if the directory exists, else as soon as the run creates it
-    with DirectoryLock(out_dir, "the run directory") as lock:
+    with stop_on_sigterm, DirectoryLock(out_dir, "the run directory") as lock:
         run = _Run(env_id, env_kwargs, config, Path(out_dir), resume, dataset, progress, name, changes, resumed_env,
                    lock)
         while (due := _train_until_switch(run, ray_address)) is not None:
@@ -318,8 +318,8 @@ def _train_until_switch(run: _Run, ray_address: str | None) -> int | None:
     run as it is, for the switch to resume from)."""
     try:
         run.open_rollouts(ray_address)
-        # entered after the rollouts open: Ray's driver installs a SIGTERM handler of its own
-        with StopOnSigterm() as stop:
+        # again once the rollouts are open: Ray's driver installs a SIGTERM handler of its own
+        with stop_on_sigterm as stop:
             while run.samples < run.config.samples:
                 if stop.requested:
                     run.result.interrupted = run.result.stopped_by_sigterm = True

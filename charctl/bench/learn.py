@@ -45,6 +45,14 @@ CSV_COLUMNS = ("variant", "seed", "mark", "samples", "normalized_return", "norma
 TERM_COLUMNS = ("pose", "velocity", "end_effector", "root", "com")
 
 
+class RunStopped(KeyboardInterrupt):
+    """A variant's run stopped before its mark: Ctrl-C, or SIGTERM after the iteration in flight."""
+
+    def __init__(self, by_sigterm: bool = False):
+        super().__init__()
+        self.by_sigterm = by_sigterm
+
+
 @dataclass
 class LearnSpec:
     character: str
@@ -208,7 +216,7 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
     result = train(env_id, env_kwargs, config, run_dir, resume=last.exists(), progress=False, name=name,
                    changes=changes, resumed_env=on_saved_env(env_kwargs, env_overrides))
     if result.interrupted:
-        raise KeyboardInterrupt
+        raise RunStopped(by_sigterm=result.stopped_by_sigterm)
     return last
 
 

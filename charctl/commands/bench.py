@@ -3,6 +3,7 @@
 """
 
 import argparse
+import signal
 
 
 def register(subparsers) -> None:
@@ -143,6 +144,7 @@ def run_learn(args) -> int:
     from pathlib import Path
 
     from charctl.awr.config import parse_overrides
+    from charctl.awr.graceful_stop import stop_on_sigterm
     from charctl.bench import learn as bench_learn
     from charctl.character.model import load_character
     from charctl.motion.clip import load_clip
@@ -170,15 +172,17 @@ def run_learn(args) -> int:
         bench_learn.check_fork(out, spec)  # before the baseline is measured into OUT
     base = bench_learn.baseline(out, character.name, args.motion, args.episodes)
     try:
-        bench_learn.run_variant(out, spec)
-        interrupted = False
-    except KeyboardInterrupt:
-        interrupted = True
+        with stop_on_sigterm:  # over all its runs: a SIGTERM between two marks' runs stops before the next one
+            bench_learn.run_variant(out, spec)
+        interrupted = by_sigterm = False
+    except KeyboardInterrupt as stop:
+        interrupted, by_sigterm = True, getattr(stop, "by_sigterm", False)
     rows = bench_learn.collect_rows(out)
     table = bench_learn.write_table(out, rows)
     figure = bench_learn.plot(out, rows, base, f"{character.name} {args.motion}: return per sample")
     print(f"{table} and {figure}: {len({r['variant'] for r in rows})} variants, {len(rows)} marks")
     if interrupted:
-        print(f"interrupted; rerun the same command to continue ({out / args.name})")
-        return 130
+        how = "stopped by SIGTERM after the iteration in flight" if by_sigterm else "interrupted"
+        print(f"{how}; rerun the same command to continue ({out / args.name})")
+        return 128 + signal.SIGTERM if by_sigterm else 130
     return 0
