@@ -223,7 +223,6 @@ def _in_forked_workers(env, stepper, episodes: int, seed: int, workers: int):
     with its own copy of `env`). A worker that dies ends the evaluation with an error instead of a hang."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-
     from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED
