@@ -90,8 +90,9 @@ def _evaluated(args, env, name, header, task):
 
 def _run_several(args) -> int:
     """Each checkpoint from the same start states (the same --seed), in the order given; each after the first is
-    compared with the first start by start when both imitate the same clip over the same time limit. Every file is read (and --set checked
-    against it) before any episode runs, so a bad one is refused before the others' evaluations."""
+    compared with the first start by start when both imitate the same clip over the same time limit. Every file is
+    read (and --set checked against it) before any episode runs, so a bad one is refused before the others'
+    evaluations."""
     from charctl.play.evaluation import paired_comparison
 
     tasks = [_policy_task(args, path) for path in args.checkpoints]
