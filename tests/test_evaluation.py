@@ -155,3 +155,21 @@ def test_a_dying_evaluation_worker_is_a_one_line_error_not_a_hang(canter):
 
     with pytest.raises(CharctlError, match="an evaluation worker process died"):
         evaluate(env, DiesInAWorker(), episodes=4, workers=2)
+
+
+def test_an_evaluation_stopped_early_ends_its_workers_at_once(canter):
+    """Ctrl-C (or any error) in the middle: the workers are killed, not left to run the episodes still queued."""
+    import multiprocessing
+    import time
+
+    from charctl.play.evaluation import evaluate
+
+    task, env = canter
+
+    def interrupt(done):
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(env, task.policy, episodes=1000, workers=2, progress=interrupt)
+    assert time.monotonic() - start < 30 and multiprocessing.active_children() == []

@@ -173,10 +173,13 @@ def _run_episodes(env, stepper, episodes: int, seed: int, progress, workers: int
     else:
         records = (_one_episode(env, stepper(env, j), seed, j) for j in range(episodes))
     result = EvalResult(horizon=episode_horizon(env))
-    for j, record in enumerate(records):
-        result.add(record)
-        if progress is not None:
-            progress(j + 1)
+    try:
+        for j, record in enumerate(records):
+            result.add(record)
+            if progress is not None:
+                progress(j + 1)
+    finally:
+        records.close()  # forked workers: stopped now, not after the episodes still queued (Ctrl-C, an error)
     return result
 
 
@@ -227,15 +230,21 @@ def _in_forked_workers(env, stepper, episodes: int, seed: int, workers: int):
 
     global _FORKED
     _FORKED = (env, stepper, seed)
+    pool = ProcessPoolExecutor(min(workers, episodes), mp_context=mp.get_context("fork"),
+                               initializer=_forked_worker_start, initargs=(os.getpid(),))
+    finished = False
     try:
-        with ProcessPoolExecutor(min(workers, episodes), mp_context=mp.get_context("fork"),
-                                 initializer=_forked_worker_start, initargs=(os.getpid(),)) as pool:
-            yield from pool.map(_forked_episode, range(episodes))
+        yield from pool.map(_forked_episode, range(episodes))
+        finished = True
     except BrokenProcessPool:
         raise CharctlError("an evaluation worker process died (killed, or out of memory); run again, or with "
                            "--workers 0 to evaluate in this process") from None
     finally:
         _FORKED = None
+        if not finished:  # stopped early: kill the workers rather than wait for their episodes (Python 3.14 has
+            for process in getattr(pool, "_processes", {}).values():  # terminate_workers() for this)
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _forked_worker_start(parent_pid: int) -> None:
