@@ -194,7 +194,7 @@ def test_a_fork_begins_from_its_parent_s_policy_at_a_mark(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_bench_after_the_iteration_in_flight_and_a_rerun_continues(tmp_path):
+def test_sigterm_stops_a_bench_after_the_iteration_in_flight(tmp_path):
     import signal
     import time
 

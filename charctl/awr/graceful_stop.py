@@ -20,6 +20,11 @@ import os
 import signal
 import threading
 
+# what `charctl train` and `charctl bench learn` say and exit with after such a stop (128 + 15, a shell's status
+# for a process that SIGTERM ended)
+STOPPED_BY_SIGTERM = "stopped by SIGTERM after the iteration in flight"
+SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
+
 
 class _StopOnSigterm:
     def __init__(self):

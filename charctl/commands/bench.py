@@ -3,7 +3,6 @@
 """
 
 import argparse
-import signal
 
 
 def register(subparsers) -> None:
@@ -144,7 +143,7 @@ def run_learn(args) -> int:
     from pathlib import Path
 
     from charctl.awr.config import parse_overrides
-    from charctl.awr.graceful_stop import stop_on_sigterm
+    from charctl.awr.graceful_stop import SIGTERM_EXIT_STATUS, STOPPED_BY_SIGTERM, stop_on_sigterm
     from charctl.bench import learn as bench_learn
     from charctl.character.model import load_character
     from charctl.motion.clip import load_clip
@@ -182,7 +181,7 @@ def run_learn(args) -> int:
     figure = bench_learn.plot(out, rows, base, f"{character.name} {args.motion}: return per sample")
     print(f"{table} and {figure}: {len({r['variant'] for r in rows})} variants, {len(rows)} marks")
     if interrupted:
-        how = "stopped by SIGTERM after the iteration in flight" if by_sigterm else "interrupted"
+        how = STOPPED_BY_SIGTERM if by_sigterm else "interrupted"
         print(f"{how}; rerun the same command to continue ({out / args.name})")
-        return 128 + signal.SIGTERM if by_sigterm else 130
+        return SIGTERM_EXIT_STATUS if by_sigterm else 130
     return 0

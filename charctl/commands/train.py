@@ -1,9 +1,9 @@
 """`charctl train CHARACTER MOTION` (imitation) and `charctl train gym ENV_ID`: train an AWR policy."""
 
 import argparse
-import signal
 
 from charctl.awr.config import ENV_PREFIX, split_env_settings
+from charctl.awr.graceful_stop import SIGTERM_EXIT_STATUS, STOPPED_BY_SIGTERM
 
 # The first positional names the character; `gym` means "a gymnasium env id follows".
 GYM = "gym"
@@ -141,10 +141,10 @@ def run(args) -> int:
                    resumed_env=on_saved_env(env_kwargs, env_overrides) if args.resume and not gym_task else None)
     final = result.final_test_text()
     if result.interrupted:
-        how = "stopped by SIGTERM after the iteration in flight" if result.stopped_by_sigterm else "interrupted"
+        how = STOPPED_BY_SIGTERM if result.stopped_by_sigterm else "interrupted"
         print(f"{name}: {how}; {result.last_checkpoint} holds iteration {result.iteration} "
               f"({result.samples} samples); continue with --resume --out {out}")
-        return 128 + signal.SIGTERM if result.stopped_by_sigterm else 130
+        return SIGTERM_EXIT_STATUS if result.stopped_by_sigterm else 130
     print(f"{name}: {result.samples} samples, {result.iteration} iterations"
           + (f", {final}" if final is not None else "")
           + f"; best policy {result.best_checkpoint}, last {result.last_checkpoint}")
