@@ -11,6 +11,9 @@ from charctl.envs.reference import reference_state
 from charctl.envs.reward import joint_weights, reward_terms
 from charctl.util import rotations as rot
 from charctl.util.errors import CharctlError
+from charctl.util.quiet import import_pybullet
+
+pybullet = import_pybullet()
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -326,6 +329,34 @@ def test_same_seed_same_actions_same_observations(config):
     finally:
         first.close()
         second.close()
+
+
+def test_an_episode_does_not_depend_on_the_one_before_it():
+    """PyBullet's restoreState keeps the last episode's contact points (and the impulses its solver warm-starts
+    from); a reset drops them, so the same start and targets give the same episode after any other."""
+    def open_loop(env, seed):
+        env.reset(seed=seed)
+        out = []
+        for _ in range(40):
+            targets = env.reference_pose(env.time + env.dt).joint_rot
+            obs, reward, terminated, truncated, _ = env.step_with_targets(targets)
+            out.append(np.append(obs, reward))
+            if terminated or truncated:
+                break
+        return np.stack(out)
+
+    fresh, used = gym.make("charctl/DogCanter-v0").unwrapped, gym.make("charctl/DogCanter-v0").unwrapped
+    try:
+        reference = open_loop(fresh, 103)
+        open_loop(used, 1103)  # ends with bodies on the ground: that episode's contacts differ from 103's
+        sim = used.sim
+        assert sim.ground_contacts(), "the episode before should end in contact with the ground"
+        used.reset(seed=103)
+        assert pybullet.getContactPoints(sim.body, physicsClientId=sim.client) == ()
+        np.testing.assert_array_equal(open_loop(used, 103), reference)
+    finally:
+        fresh.close()
+        used.close()
 
 
 def test_two_worker_vector_env_runs_and_closes():

@@ -30,6 +30,9 @@ from charctl.util.typed_config import ranged
 
 pybullet = import_pybullet()  # without its build banner
 
+# Bullet's collision filter of a dynamic body (btBroadphaseProxy::DefaultFilter, AllFilter), as loadURDF sets it
+_DYNAMIC_GROUP, _COLLIDE_WITH_ALL = 1, -1
+
 
 @dataclass
 class SimConfig:
@@ -138,8 +141,7 @@ class Simulation:
         self._command_sent = False  # motors: whether the command last set is already in force
         self.base_com = character.bodies[0].com
         self._base_com = tuple(self.base_com.tolist())
-        # A fresh world to return to: without it, contact caches (solver warm starts) carried over from the last
-        # episode make the same seed and actions give different results after a reset.
+        # The world as loaded, to return to at every reset (bodies, joints, velocities).
         self._clean_state = pybullet.saveState(**p)
 
     def _disable_default_motors(self) -> None:
@@ -157,7 +159,14 @@ class Simulation:
 
     def restart(self) -> None:
         """Back to the world as loaded (no contacts, no motor commands), before setting a new start pose."""
-        pybullet.restoreState(self._clean_state, physicsClientId=self.client)
+        p = dict(physicsClientId=self.client)
+        pybullet.restoreState(self._clean_state, **p)
+        # restoreState keeps the contact points the last episode left, with the impulses the solver warm-starts
+        # from, so an episode's first steps would depend on the one before it. Setting a body's collision filter
+        # takes it out of the collision world and puts it back, which drops them; the filter set is the one
+        # PyBullet gives every dynamic body it loads (group 1, collides with all).
+        for link in range(-1, self.character.num_joints - 1):
+            pybullet.setCollisionFilterGroupMask(self.body, link, _DYNAMIC_GROUP, _COLLIDE_WITH_ALL, **p)
         if self._pd_command is not None and self.config.controller == "motors":
             self._disable_default_motors()  # motors outlive restoreState: back to limp, as loaded
         self._pd_command = None
