@@ -308,14 +308,27 @@ def test_eval_of_several_checkpoints_runs_each_from_the_same_starts_and_compares
     assert other["against_first"]["mean_gain"] == pytest.approx(other["normalized_return"]
                                                                  - first["normalized_return"])
     assert canter["motion"] == "canter" and "against_first" not in canter  # other starts: nothing to pair
-    # the shipped trot's episodes last up to 20 s, this run's 3 s: the same clip, but nothing to pair
-    assert main(["eval", last, "policies/dog_trot.pt", "--episodes", "2", "--json"]) == 0
-    assert "against_first" not in json.loads(capsys.readouterr().out)[1]
     assert main(["eval", last, last, "--episodes", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.startswith(last) for line in lines[:2]] == [True, True]
     assert "against the first, start by start: +0.0000" in lines[1] and "better from 0 of 2" in lines[1]
     assert lines[2].startswith(f"highest normalised return: {last} (")  # a tie goes to the first
+
+
+def test_eval_with_workers_prints_what_it_prints_in_one_process(dog_run, capsys):
+    """--workers N shares the episodes among forked processes: the same JSON, baseline and comparisons included."""
+    def run(*extra):
+        capsys.readouterr()
+        assert main(["eval", str(dog_run / "dog_trot.pt"), str(dog_run / "dog_trot-last.pt"), "policies/dog_trot.pt",
+                     "--episodes", "3", "--baseline", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    alone = run()
+    assert run("--workers", "2") == alone
+    # the shipped policy's episodes last up to 20 s, the run's 3 s: the same clip, but nothing to pair
+    assert "against_first" in alone[1] and "against_first" not in alone[2]
+    assert main(["eval", str(dog_run / "dog_trot.pt"), "--workers", "-1"]) == 2
+    assert "--workers must be 0 or more, not -1" in capsys.readouterr().err
 
 
 def test_eval_of_several_checkpoints_refuses_a_bad_one_before_any_episode(dog_run, tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_the_heading_error_is_the_mean_absolute_angle_per_step_in_degrees():
     env = TwoSteps()
     env.unwrapped = env
     env.config = type("Config", (), {"horizon": 2})()
-    summary = _run_episodes(env, env.step, episodes=3, seed=0, progress=None).summary()
+    summary = _run_episodes(env, lambda env, j: env.step, episodes=3, seed=0, progress=None).summary()
     assert summary["heading_error_degrees"] == pytest.approx(math.degrees(0.3))
     assert "heading_error_degrees" not in result([1, 2]).summary()  # a task that does not say has no row
 
@@ -100,8 +100,76 @@ def test_the_pose_error_by_joint_is_each_joints_weighted_share_and_mean_angle():
     env = TwoSteps()
     env.unwrapped = env
     env.config = type("Config", (), {"horizon": 2})()
-    rows = _run_episodes(env, env.step, episodes=1, seed=0, progress=None).summary()["pose_error_by_joint"]
+    ran = _run_episodes(env, lambda env, j: env.step, episodes=1, seed=0, progress=None)
+    rows = ran.summary()["pose_error_by_joint"]
     assert [row["joint"] for row in rows] == ["root", "knee"]
     assert [row["share"] for row in rows] == pytest.approx([0.075 / 0.095, 0.02 / 0.095])
     assert [row["mean_degrees"] for row in rows] == pytest.approx([math.degrees(0.2)] * 2)
     assert "pose_error_by_joint" not in result([1, 2]).summary()  # a task that does not say has no row
+
+
+@pytest.fixture(scope="module")
+def canter():
+    """The shipped canter policy and its env: its episodes fall within about a second, so they are cheap."""
+    from charctl.play.policy_file import open_policy
+
+    task = open_policy("policies/dog_canter.pt")
+    env = task.make_env(evaluation=True)
+    yield task, env
+    env.close()
+
+
+@pytest.mark.parametrize("how", ["deterministic", "stochastic", "reference"])
+def test_episodes_shared_among_forked_workers_give_the_same_numbers_bit_for_bit(canter, how):
+    from charctl.play.evaluation import evaluate, evaluate_reference_pd
+
+    task, env = canter
+
+    def run(workers):
+        if how == "reference":
+            return evaluate_reference_pd(env, episodes=5, seed=2, workers=workers).summary()
+        return evaluate(env, task.policy, episodes=5, seed=2, deterministic=how == "deterministic",
+                        exploration_rate=0.5, workers=workers).summary()
+
+    alone = run(0)
+    assert run(2) == alone and run(3) == alone  # every float equal, every list in episode order
+    assert alone["episodes"] == 5 and len(set(alone["mean_length_by_start_tenth"]) - {None}) > 1
+
+
+def test_a_dying_evaluation_worker_is_a_one_line_error_not_a_hang(canter):
+    import os
+
+    from charctl.play.evaluation import evaluate
+    from charctl.util.errors import CharctlError
+
+    task, env = canter
+    parent = os.getpid()
+
+    class DiesInAWorker:
+        action = task.policy.action
+
+        def act(self, obs):
+            if os.getpid() != parent:
+                os._exit(3)
+            return task.policy.act(obs)
+
+    with pytest.raises(CharctlError, match="an evaluation worker process died"):
+        evaluate(env, DiesInAWorker(), episodes=4, workers=2)
+
+
+def test_an_evaluation_stopped_early_ends_its_workers_at_once(canter):
+    """Ctrl-C (or any error) in the middle: the workers are killed, not left to run the episodes still queued."""
+    import multiprocessing
+    import time
+
+    from charctl.play.evaluation import evaluate
+
+    task, env = canter
+
+    def interrupt(done):
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(env, task.policy, episodes=1000, workers=2, progress=interrupt)
+    assert time.monotonic() - start < 30 and multiprocessing.active_children() == []

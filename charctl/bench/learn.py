@@ -221,13 +221,14 @@ def _train_to(spec: LearnSpec, seed: int, mark: int, run_dir: Path) -> Path:
 
 
 def _evaluate(checkpoint: Path, episodes: int) -> dict:
+    """The mark's held-out evaluation, on as many processes as its run collects with (the same numbers as in one)."""
     from charctl.play.evaluation import evaluate
     from charctl.play.policy_file import open_policy
 
     task = open_policy(checkpoint)
     env = task.make_env(evaluation=True)
     try:
-        summary = evaluate(env, task.policy, episodes).summary()
+        summary = evaluate(env, task.policy, episodes, workers=task.config.num_workers).summary()
     finally:
         env.close()
     return {"samples": task.samples, **summary}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 from charctl.awr.policy import NumpyPolicy
 from charctl.awr.rollout import evaluation_seed, make_env
 from charctl.awr.trainer import episode_horizon
+from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
 
 
@@ -41,6 +43,28 @@ class EvalResult:
     joint_weights: np.ndarray | None = None
     steps: int = 0
     horizon: int | None = None
+
+    def add(self, other: EvalResult) -> None:
+        """Another run's episodes after these (the sums add up, the lists follow on)."""
+        self.returns += other.returns
+        self.lengths += other.lengths
+        self.fell += other.fell
+        for mine, theirs in ((self.term_sums, other.term_sums), (self.speed_sums, other.speed_sums),
+                             (self.fall_causes, other.fall_causes)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        if other.heading_error_sum is not None:
+            self.heading_error_sum = (self.heading_error_sum or 0.0) + other.heading_error_sum
+        self.fall_phases += other.fall_phases
+        self.start_phases += other.start_phases
+        if other.joint_angle_sum is not None:
+            if self.joint_angle_sum is None:
+                self.joint_names, self.joint_weights = list(other.joint_names), other.joint_weights
+                self.joint_angle_sum = np.zeros_like(other.joint_angle_sum)
+                self.joint_angle_sq_sum = np.zeros_like(other.joint_angle_sq_sum)
+            self.joint_angle_sum += other.joint_angle_sum
+            self.joint_angle_sq_sum += other.joint_angle_sq_sum
+        self.steps += other.steps
 
     def summary(self) -> dict:
         returns = np.asarray(self.returns, dtype=np.float64)
@@ -84,33 +108,40 @@ def _tenths(phases: list[float]) -> np.ndarray:
 
 
 def evaluate(env, policy: NumpyPolicy, episodes: int, seed: int = 0, deterministic: bool = True,
-             progress=None, action_std: float | None = None, exploration_rate: float = 1.0) -> EvalResult:
+             progress=None, action_std: float | None = None, exploration_rate: float = 1.0,
+             workers: int = 0) -> EvalResult:
     """Run whole episodes from seeded resets; episode j starts from the same state whatever else runs, and not
     from any of the trainer's test episodes' start states (it chose its best checkpoint on those).
 
     Not deterministic: each step samples (with `action_std`, default the policy's) with probability
-    `exploration_rate`, else takes the mean, as a training step does."""
-    rng = np.random.default_rng(seed)
+    `exploration_rate`, else takes the mean, as a training step does; episode j draws from its own generator.
+    `workers` > 1: the episodes are shared among that many processes forked from this one; the result is the
+    same as in this process, bit for bit."""
 
-    def step(obs):
-        if deterministic:
-            action = policy.act(obs)
-        else:
-            action = policy.explore(obs, rng, noise_std=action_std, rate=exploration_rate)[0]
-        return env.step(int(action) if policy.action.discrete else action)
+    def stepper(env, j: int):
+        rng = np.random.default_rng([seed, j])  # the same draws whichever process runs the episode
 
-    return _run_episodes(env, step, episodes, seed, progress)
+        def step(obs):
+            if deterministic:
+                action = policy.act(obs)
+            else:
+                action = policy.explore(obs, rng, noise_std=action_std, rate=exploration_rate)[0]
+            return env.step(int(action) if policy.action.discrete else action)
+        return step
+
+    return _run_episodes(env, stepper, episodes, seed, progress, workers)
 
 
-def evaluate_reference_pd(env, episodes: int, seed: int = 0, progress=None) -> EvalResult:
+def evaluate_reference_pd(env, episodes: int, seed: int = 0, progress=None, workers: int = 0) -> EvalResult:
     """The no-policy baseline of an imitation task: PD targets taken straight from the reference clip (its
     next control step's joint rotations), from the same seeded start states as `evaluate`."""
-    imitation = env.unwrapped
 
-    def step(obs):
-        return imitation.step_with_targets(imitation.reference_pose(imitation.time + imitation.dt).joint_rot)
+    def stepper(imitation, j: int):
+        def step(obs):
+            return imitation.step_with_targets(imitation.reference_pose(imitation.time + imitation.dt).joint_rot)
+        return step
 
-    return _run_episodes(imitation, step, episodes, seed, progress)
+    return _run_episodes(env.unwrapped, stepper, episodes, seed, progress, workers)
 
 
 def cached_reference_pd(cache: Path, env_id: str, env_kwargs: dict, episodes: int) -> dict:
@@ -133,42 +164,101 @@ def cached_reference_pd(cache: Path, env_id: str, env_kwargs: dict, episodes: in
     atomic_write_text(cache, json.dumps(saved, indent=1) + "\n")
     return saved
 
-def _run_episodes(env, step, episodes: int, seed: int, progress) -> EvalResult:
+def _run_episodes(env, stepper, episodes: int, seed: int, progress, workers: int = 0) -> EvalResult:
+    """Episodes 0..episodes-1, each from its seeded reset with the step function `stepper(env, j)` makes, summed
+    in episode order (so the sums are the same whether this process or forked workers ran them). A reset sets the
+    whole simulation state, so an episode does not depend on the episodes run before it in the same env."""
+    if workers > 1 and episodes > 1:
+        records = _in_forked_workers(env, stepper, episodes, seed, workers)
+    else:
+        records = (_one_episode(env, stepper(env, j), seed, j) for j in range(episodes))
     result = EvalResult(horizon=episode_horizon(env))
-    for j in range(episodes):
-        obs, start_info = env.reset(seed=evaluation_seed(seed, j, held_out=True))
-        if "phase" in start_info:
-            result.start_phases.append(float(start_info["phase"]))
-        total, length, fell = 0.0, 0, False
-        while True:
-            obs, reward, terminated, truncated, info = step(obs)
-            total += float(reward)
-            length += 1
-            for key, value in info.items():
-                if key.startswith("reward_"):
-                    result.term_sums[key[len("reward_"):]] = result.term_sums.get(key[len("reward_"):], 0.0) + value
-            for key in ("speed", "reference_speed"):
-                if key in info:
-                    result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
-            if "heading_error" in info:
-                result.heading_error_sum = (result.heading_error_sum or 0.0) + abs(info["heading_error"])
-            if "joint_angle_error" in info:
-                _add_joint_angles(result, env, info["joint_angle_error"])
-            if terminated or truncated:
-                fell = bool(terminated)
-                if fell:
-                    for cause in _fall_causes(info):
-                        result.fall_causes[cause] = result.fall_causes.get(cause, 0) + 1
-                    if "phase" in info:
-                        result.fall_phases.append(float(info["phase"]))
-                break
-        result.returns.append(total)
-        result.lengths.append(length)
-        result.fell.append(fell)
-        result.steps += length
-        if progress is not None:
-            progress(j + 1)
+    try:
+        for j, record in enumerate(records):
+            result.add(record)
+            if progress is not None:
+                progress(j + 1)
+    finally:
+        records.close()  # forked workers: stopped now, not after the episodes still queued (Ctrl-C, an error)
     return result
+
+
+def _one_episode(env, step, seed: int, j: int) -> EvalResult:
+    result = EvalResult()
+    obs, start_info = env.reset(seed=evaluation_seed(seed, j, held_out=True))
+    if "phase" in start_info:
+        result.start_phases.append(float(start_info["phase"]))
+    total, length, fell = 0.0, 0, False
+    while True:
+        obs, reward, terminated, truncated, info = step(obs)
+        total += float(reward)
+        length += 1
+        for key, value in info.items():
+            if key.startswith("reward_"):
+                result.term_sums[key[len("reward_"):]] = result.term_sums.get(key[len("reward_"):], 0.0) + value
+        for key in ("speed", "reference_speed"):
+            if key in info:
+                result.speed_sums[key] = result.speed_sums.get(key, 0.0) + info[key]
+        if "heading_error" in info:
+            result.heading_error_sum = (result.heading_error_sum or 0.0) + abs(info["heading_error"])
+        if "joint_angle_error" in info:
+            _add_joint_angles(result, env, info["joint_angle_error"])
+        if terminated or truncated:
+            fell = bool(terminated)
+            if fell:
+                for cause in _fall_causes(info):
+                    result.fall_causes[cause] = result.fall_causes.get(cause, 0) + 1
+                if "phase" in info:
+                    result.fall_phases.append(float(info["phase"]))
+            break
+    result.returns.append(total)
+    result.lengths.append(length)
+    result.fell.append(fell)
+    result.steps = length
+    return result
+
+
+_FORKED = None  # (env, stepper, seed) for the forked evaluation workers, which inherit it rather than unpickle it
+
+
+def _in_forked_workers(env, stepper, episodes: int, seed: int, workers: int):
+    """One episode's EvalResult at a time, in episode order, from `workers` processes forked from this one (each
+    with its own copy of `env`). A worker that dies ends the evaluation with an error instead of a hang."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    global _FORKED
+    _FORKED = (env, stepper, seed)
+    pool = ProcessPoolExecutor(min(workers, episodes), mp_context=mp.get_context("fork"),
+                               initializer=_forked_worker_start, initargs=(os.getpid(),))
+    finished = False
+    try:
+        yield from pool.map(_forked_episode, range(episodes))
+        finished = True
+    except BrokenProcessPool:
+        raise CharctlError("an evaluation worker process died (killed, or out of memory); run again, or with "
+                           "--workers 0 to evaluate in this process") from None
+    finally:
+        _FORKED = None
+        if not finished:  # stopped early: kill the workers rather than wait for their episodes (Python 3.14 has
+            for process in getattr(pool, "_processes", {}).values():  # terminate_workers() for this)
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _forked_worker_start(parent_pid: int) -> None:
+    import signal
+
+    from charctl.awr.rollout import die_with_parent
+
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
+
+
+def _forked_episode(j: int) -> EvalResult:
+    env, stepper, seed = _FORKED
+    return _one_episode(env, stepper(env, j), seed, j)
 
 
 def _add_joint_angles(result: EvalResult, env, angles: np.ndarray) -> None:
