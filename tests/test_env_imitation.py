@@ -52,6 +52,39 @@ def test_every_reward_term_is_one_on_the_reference(character, motion):
         env.close()
 
 
+def test_a_grounded_clip_lifts_the_root_out_of_the_ground_and_changes_nothing_else():
+    from charctl.character.kinematics import forward_kinematics
+    from charctl.envs.config import EnvConfig, config_to_dict, for_evaluation
+    from charctl.motion.retarget import lowest_points
+
+    def lowest(clip):
+        return lowest_points(clip.character, *forward_kinematics(clip.character, clip.root_pos, clip.root_rot,
+                                                                 clip.joint_rot)).min()
+
+    plain = gym.make("charctl/DogCanter-v0").unwrapped
+    grounded = gym.make("charctl/DogCanter-v0", config={"train_grounded_clip": True}).unwrapped
+    try:
+        before, after = plain.clip, grounded.clip
+        assert lowest(before) < -0.03 and lowest(after) > -1e-9  # DeepMimic's canter has toes 3 cm under
+        np.testing.assert_array_equal(after.joint_rot, before.joint_rot)
+        np.testing.assert_array_equal(after.root_rot, before.root_rot)
+        np.testing.assert_array_equal(after.root_pos[:, :2], before.root_pos[:, :2])
+        lift = after.root_pos[:, 2] - before.root_pos[:, 2]
+        assert lift.min() >= 0 and lift[-1] == pytest.approx(lift[0])  # the loop's seam: one frame, one lift
+        for start in (0.1, 0.37):  # its own reference scores 1
+            grounded.reset(seed=0, options={"start_time": start})
+            pose = grounded.reference_pose()
+            grounded.sim.set_pose(pose)
+            terms = reward_terms(grounded.character, grounded.sim.state(), reference_state(grounded.character, pose),
+                                 grounded.config.reward)
+            assert all(value == pytest.approx(1.0, abs=1e-6) for value in terms.values())
+    finally:
+        plain.close()
+        grounded.close()
+    # training only: evaluation follows the clip as it is
+    assert for_evaluation(config_to_dict(EnvConfig(train_grounded_clip=True)))["train_grounded_clip"] is False
+
+
 def open_loop(task: str, episodes: int = 20, config: dict | None = None):
     """Time up and mean reward while up, PD targets straight from the reference, seeded random phases."""
     env = gym.make(f"charctl/{task}-v0", config=config or {}).unwrapped

@@ -41,9 +41,9 @@ def register(subparsers) -> None:
                              "episode by episode (imitation checkpoints)")
     parser.add_argument("--as-trained", action="store_true",
                         help="imitation: keep the training-only env settings (clip_speed, "
-                        "pose_termination_distance, train_time_limit, train_start_phases) that evaluation turns off, "
-                        "to see the policy in the task it trained on; with --reference, the --set env settings as "
-                        "given")
+                        "pose_termination_distance, train_time_limit, train_start_phases, train_grounded_clip) that "
+                        "evaluation turns off, to see the policy in the task it trained on; with --reference, the "
+                        "--set env settings as given")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")

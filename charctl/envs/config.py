@@ -61,6 +61,9 @@ class EnvConfig:
     clip_speed: float = ranged(1.0, gt=0)  # the reference plays this many times as fast (0.5: half the pace, a
     # slower first stage of a pace curriculum, then `--resume --set env.clip_speed=1`). Training only: evaluation
     # plays the clip as it is
+    train_grounded_clip: bool = False  # train on the clip with its root moved vertically per frame so its feet in
+    # contact touch the ground and no body is below it, as `charctl retarget` grounds a BVH (DeepMimic's canter puts
+    # toes 3 cm, a foot 1 cm into the ground). Training only: evaluation follows the clip as it is
     observe_phase: bool = True  # the clip's phase in [0, 1) as the first observation
     observe_world_root: bool = False  # the root body's rotation and velocities in world axes rather than its heading
     # frame, so the policy sees its heading (DeepMimic's RecordWorldRootRot, where the reference heading is not synced)
@@ -107,11 +110,11 @@ def config_to_dict(config: EnvConfig) -> dict:
 
 def for_evaluation(settings: dict) -> dict:
     """Env settings as evaluation (eval, play, bench learn's marks and baselines) runs them: an episode ends only as
-    the AWR paper's do, on a fall or the time limit, and follow the clip at its own speed, so the training-only
-    pose termination, clip speed, episode cap and start window are off and returns compare across training
-    settings."""
+    the AWR paper's do, on a fall or the time limit, and follow the clip as it is at its own speed, so the
+    training-only pose termination, clip speed, episode cap, start window and grounded clip are off and returns
+    compare across training settings."""
     return {**settings, "pose_termination_distance": None, "clip_speed": 1.0, "train_time_limit": None,
-            "train_start_phases": None}
+            "train_start_phases": None, "train_grounded_clip": False}
 
 
 def completed_saved_config(saved: dict) -> dict:

@@ -46,7 +46,12 @@ class ImitationEnv(gym.Env):
                  render_mode: str | None = None):
         self.character = load_character(character)
         self.config = load_env_config(self.character.name, motion, config)
-        self.clip = load_clip(self.character, motion).retimed(self.config.clip_speed)
+        clip = load_clip(self.character, motion)
+        if self.config.train_grounded_clip:
+            from charctl.motion.retarget import grounded_clip
+
+            clip = grounded_clip(clip)
+        self.clip = clip.retimed(self.config.clip_speed)
         self.render_mode = render_mode
         self.sim = Simulation(self.character, self.config.sim)
         self.dt = 1.0 / self.config.sim.control_hz

@@ -455,7 +455,7 @@ def lowest_points(character: Character, pos: np.ndarray, rot: np.ndarray) -> np.
     return lowest
 
 
-def ground(character: Character, motion: TargetMotion) -> TargetMotion:
+def ground(character: Character, motion: TargetMotion, wrap: bool = False) -> TargetMotion:
     """Move the root vertically, per frame, so feet in contact touch height 0 and nothing is below it.
 
     Contact frames of a ground-contact body: it moves slower than CONTACT_SPEED and its lowest point is
@@ -463,6 +463,8 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     the lowest foot in contact is put at 0; between them the lift is interpolated linearly (flight
     phases, swing); then every frame is raised as needed so no body's collision shape is below the
     ground. A clip without any contact frame is shifted as a whole so its lowest point is at 0.
+    `wrap`: the last frame is the first one a cycle on (a looping clip), so the lift is interpolated across
+    that seam and the two frames get the same lift.
     """
     pos, rot = forward_kinematics(character, motion.root_pos, motion.root_rot, motion.joint_rot)
     low = lowest_points(character, pos, rot)
@@ -478,7 +480,8 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     frames = np.flatnonzero(contact.any(axis=1))
     if len(frames):
         lowest_contact = np.where(contact, foot_low, np.inf).min(axis=1)
-        lift = np.interp(np.arange(len(low)), frames, -lowest_contact[frames])
+        period = len(low) - 1 if wrap and len(low) > 1 else None
+        lift = np.interp(np.arange(len(low)), frames, -lowest_contact[frames], period=period)
     else:
         lift = np.full(len(low), -low.min())
     lift = np.maximum(lift, -low.min(axis=1))
@@ -486,6 +489,15 @@ def ground(character: Character, motion: TargetMotion) -> TargetMotion:
     root_pos[:, 2] += lift
     return TargetMotion(root_pos, motion.root_rot, motion.joint_rot, motion.frame_time)
 
+
+
+def grounded_clip(clip: Clip) -> Clip:
+    """The clip with its root moved vertically per frame as `ground` does (a BVH retarget's last step)."""
+    import dataclasses
+
+    motion = ground(clip.character, TargetMotion(clip.root_pos, clip.root_rot, clip.joint_rot, clip.frame_time),
+                    wrap=clip.loop)
+    return dataclasses.replace(clip, root_pos=motion.root_pos)
 
 
 # ------------------------------------------------------------------------------------------- pipeline
