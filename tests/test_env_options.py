@@ -186,8 +186,8 @@ def test_the_root_s_world_rotation_is_observed_where_deepmimic_observes_it():
     assert observed == {"DogTrot": True, "DogCanter": True, "DogTurn": False, "HumanoidSpinkick": True,
                         "HumanoidCartwheel": True}
     # a policy trained before the setting existed keeps the heading-frame observation it learnt on
-    shipped = open_policy(Path(__file__).resolve().parents[1] / "policies" / "dog_canter.pt")
-    assert shipped.env_kwargs["config"]["observe_world_root"] is False
+    earlier = open_policy(Path(__file__).resolve().parents[1] / "policies/earlier/dog_canter-640k/dog_canter.pt")
+    assert earlier.env_kwargs["config"]["observe_world_root"] is False
 
 
 @pytest.mark.parametrize("task", ["DogTrot", "HumanoidSpinkick"])
