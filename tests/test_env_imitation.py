@@ -367,7 +367,7 @@ def test_same_seed_same_actions_same_observations(config):
 def test_an_episode_does_not_depend_on_the_one_before_it():
     """PyBullet's restoreState keeps the last episode's contact points (and the impulses its solver warm-starts
     from); a reset drops them, so the same start and targets give the same episode after any other."""
-    def open_loop(env, seed):
+    def trajectory(env, seed):
         env.reset(seed=seed)
         out = []
         for _ in range(40):
@@ -380,13 +380,13 @@ def test_an_episode_does_not_depend_on_the_one_before_it():
 
     fresh, used = gym.make("charctl/DogCanter-v0").unwrapped, gym.make("charctl/DogCanter-v0").unwrapped
     try:
-        reference = open_loop(fresh, 103)
-        open_loop(used, 1103)  # ends with bodies on the ground: that episode's contacts differ from 103's
+        reference = trajectory(fresh, 103)
+        trajectory(used, 1103)  # ends with bodies on the ground: that episode's contacts differ from 103's
         sim = used.sim
         assert sim.ground_contacts(), "the episode before should end in contact with the ground"
         used.reset(seed=103)
         assert pybullet.getContactPoints(sim.body, physicsClientId=sim.client) == ()
-        np.testing.assert_array_equal(open_loop(used, 103), reference)
+        np.testing.assert_array_equal(trajectory(used, 103), reference)
     finally:
         fresh.close()
         used.close()
