@@ -198,44 +198,38 @@ def test_residual_action_is_added_to_the_reference_action(monkeypatch):
         env.close()
 
 
+def trot_observations(config: dict, act, steps: int = 20) -> np.ndarray:
+    """The observations of `steps` dog trot steps from seed 1's start, each taken by act(env)."""
+    env = gym.make("charctl/DogTrot-v0", config=config).unwrapped
+    try:
+        env.reset(seed=1)
+        return np.array([act(env)[0] for _ in range(steps)])
+    finally:
+        env.close()
+
+
+def zero_residual(env):
+    return env.step(np.zeros(env.action_space.shape))
+
+
 def test_pd_target_velocity_asks_for_the_reference_joint_velocities():
     """pd_target_velocity: the PD command's target velocities are the next reference pose's joint velocities,
     for a residual policy's zero action as for open-loop tracking, and they change the motion."""
-    def run(config, act):
-        env = gym.make("charctl/DogTrot-v0", config=config).unwrapped
-        try:
-            env.reset(seed=1)
-            return np.array([act(env)[0] for _ in range(20)])
-        finally:
-            env.close()
-
-    def open_loop(env):
+    def tracking_with_velocities(env):
         upcoming = env.reference_pose(env.time + env.dt)
         return env.step_with_targets(upcoming.joint_rot, upcoming.joint_ang_vel)
 
-    with_velocity = run({"action_mode": "residual", "pd_target_velocity": True},
-                        lambda env: env.step(np.zeros(env.action_space.shape)))
-    np.testing.assert_allclose(with_velocity, run({"action_mode": "absolute"}, open_loop), atol=1e-4)
-    without = run({"action_mode": "residual", "pd_target_velocity": False},
-                  lambda env: env.step(np.zeros(env.action_space.shape)))
+    with_velocity = trot_observations({"action_mode": "residual", "pd_target_velocity": True}, zero_residual)
+    np.testing.assert_allclose(with_velocity, trot_observations({"action_mode": "absolute"}, tracking_with_velocities),
+                               atol=1e-4)
+    without = trot_observations({"action_mode": "residual", "pd_target_velocity": False}, zero_residual)
     assert np.abs(with_velocity[-1] - without[-1]).max() > 1e-2
 
 
 def test_pd_target_velocity_scale_asks_for_that_share_of_the_reference_joint_velocities():
     """pd_target_velocity_scale s: the targets are s times the reference's joint velocities (a policy's step and
     open-loop tracking alike); 0 is the same motion as zero targets, a share in between a motion of its own."""
-    def run(config, act):
-        env = gym.make("charctl/DogTrot-v0", config=config).unwrapped
-        try:
-            env.reset(seed=1)
-            return np.array([act(env)[0] for _ in range(20)])
-        finally:
-            env.close()
-
-    def zero_residual(env):
-        return env.step(np.zeros(env.action_space.shape))
-
-    def open_loop(share):
+    def tracking_with_share(share):
         def act(env):
             upcoming = env.reference_pose(env.time + env.dt)
             return env.step_with_targets(upcoming.joint_rot, share * upcoming.joint_ang_vel)
@@ -244,15 +238,17 @@ def test_pd_target_velocity_scale_asks_for_that_share_of_the_reference_joint_vel
     def scaled(share):
         return {"action_mode": "residual", "pd_target_velocity": True, "pd_target_velocity_scale": share}
 
-    half = run(scaled(0.5), zero_residual)
-    np.testing.assert_allclose(half, run({"action_mode": "absolute"}, open_loop(0.5)), atol=1e-4)
-    np.testing.assert_allclose(run({"action_mode": "absolute", "pd_target_velocity": True,
-                                    "pd_target_velocity_scale": 0.5},
-                                   lambda env: env.step_with_targets(env.reference_pose(env.time + env.dt).joint_rot)),
-                               half, atol=1e-4)  # open-loop tracking derives its target velocities the same way
-    none = run(scaled(0.0), zero_residual)
-    np.testing.assert_allclose(none, run({"action_mode": "residual"}, zero_residual), atol=1e-9)
-    full = run(scaled(1.0), zero_residual)
+    half = trot_observations(scaled(0.5), zero_residual)
+    np.testing.assert_allclose(half, trot_observations({"action_mode": "absolute"}, tracking_with_share(0.5)),
+                               atol=1e-4)
+    # open-loop tracking derives its target velocities the same way
+    tracking_derived = trot_observations(
+        {"action_mode": "absolute", "pd_target_velocity": True, "pd_target_velocity_scale": 0.5},
+        lambda env: env.step_with_targets(env.reference_pose(env.time + env.dt).joint_rot))
+    np.testing.assert_allclose(tracking_derived, half, atol=1e-4)
+    none = trot_observations(scaled(0.0), zero_residual)
+    np.testing.assert_allclose(none, trot_observations({"action_mode": "residual"}, zero_residual), atol=1e-9)
+    full = trot_observations(scaled(1.0), zero_residual)
     assert np.abs(half[-1] - none[-1]).max() > 1e-3 and np.abs(half[-1] - full[-1]).max() > 1e-3
 
 
