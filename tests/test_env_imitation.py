@@ -212,15 +212,19 @@ def zero_residual(env):
     return env.step(np.zeros(env.action_space.shape))
 
 
+def tracking_with_share(share: float):
+    """Open-loop tracking that asks the PD controller for `share` of the reference's joint velocities."""
+    def act(env):
+        upcoming = env.reference_pose(env.time + env.dt)
+        return env.step_with_targets(upcoming.joint_rot, share * upcoming.joint_ang_vel)
+    return act
+
+
 def test_pd_target_velocity_asks_for_the_reference_joint_velocities():
     """pd_target_velocity: the PD command's target velocities are the next reference pose's joint velocities,
     for a residual policy's zero action as for open-loop tracking, and they change the motion."""
-    def tracking_with_velocities(env):
-        upcoming = env.reference_pose(env.time + env.dt)
-        return env.step_with_targets(upcoming.joint_rot, upcoming.joint_ang_vel)
-
     with_velocity = trot_observations({"action_mode": "residual", "pd_target_velocity": True}, zero_residual)
-    np.testing.assert_allclose(with_velocity, trot_observations({"action_mode": "absolute"}, tracking_with_velocities),
+    np.testing.assert_allclose(with_velocity, trot_observations({"action_mode": "absolute"}, tracking_with_share(1.0)),
                                atol=1e-4)
     without = trot_observations({"action_mode": "residual", "pd_target_velocity": False}, zero_residual)
     assert np.abs(with_velocity[-1] - without[-1]).max() > 1e-2
@@ -229,12 +233,6 @@ def test_pd_target_velocity_asks_for_the_reference_joint_velocities():
 def test_pd_target_velocity_scale_asks_for_that_share_of_the_reference_joint_velocities():
     """pd_target_velocity_scale s: the targets are s times the reference's joint velocities (a policy's step and
     open-loop tracking alike); 0 is the same motion as zero targets, a share in between a motion of its own."""
-    def tracking_with_share(share):
-        def act(env):
-            upcoming = env.reference_pose(env.time + env.dt)
-            return env.step_with_targets(upcoming.joint_rot, share * upcoming.joint_ang_vel)
-        return act
-
     def scaled(share):
         return {"action_mode": "residual", "pd_target_velocity": True, "pd_target_velocity_scale": share}
 
