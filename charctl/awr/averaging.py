@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from charctl.awr.checkpoint import load_checkpoint
+from charctl.awr.checkpoint import actor_from_checkpoint, load_checkpoint
 from charctl.awr.config import build_config
-from charctl.awr.policy import ActionSpec, Actor
 from charctl.util.errors import CharctlError
 
 
@@ -54,14 +53,10 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
     check_same_run(paths, states)
     latest = max(range(len(states)), key=lambda i: states[i]["samples"])
     result = states[latest]
-    config = build_config(result["config"], f"{paths[latest]}: config")
-    actor = Actor(result["observation_size"], ActionSpec(**result["action"]), config.actor_layers, 0.0,
-                  config.action_std)
-    averaged = None
+    actor = actor_from_checkpoint(result)
+    averaged = AveragedModel(actor)
     for state in states:
         actor.load_state_dict(state["agent"]["actor"])
-        if averaged is None:
-            averaged = AveragedModel(actor)
         averaged.update_parameters(actor)
     result["agent"]["actor"] = {key: value.detach().clone() for key, value in averaged.module.state_dict().items()}
     result["buffer"] = None  # a policy file: a resume from it refills its buffer

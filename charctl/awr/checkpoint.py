@@ -130,12 +130,18 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def policy_from_checkpoint(state: dict) -> NumpyPolicy:
+def actor_from_checkpoint(state: dict) -> Actor:
+    """The checkpoint's actor network with its weights."""
     config = build_config(state["config"], "checkpoint config")
     action = ActionSpec(**state["action"])
     actor = Actor(state["observation_size"], action, config.actor_layers, config.actor_init_output_scale,
                   config.action_std)
     actor.load_state_dict(state["agent"]["actor"])
+    return actor
+
+
+def policy_from_checkpoint(state: dict) -> NumpyPolicy:
+    actor = actor_from_checkpoint(state)
     normalizer = ObsNormalizer(state["observation_size"])
     normalizer.load_state_dict(state["agent"]["normalizer"])
     return NumpyPolicy.from_actor(actor, normalizer)
