@@ -12,6 +12,7 @@ Minibatches walk through shuffled passes over all samples (as the reference), dr
 
 from __future__ import annotations
 
+import copy
 import math
 
 import gymnasium as gym
@@ -63,6 +64,9 @@ class AWRAgent:
         self.actor = Actor(obs_size, self.action, config.actor_layers, config.actor_init_output_scale,
                            config.action_std).to(self.device)
         self.critic = Critic(obs_size, config.critic_layers).to(self.device)
+        # the mean of the actor's weights since config.average_from (None until then), over this many updates
+        self.actor_average: Actor | None = None
+        self.averaged_updates = 0
         self.actor_optimizer = torch.optim.SGD(self.actor.parameters(), lr=config.actor_lr,
                                                momentum=config.actor_momentum)
         self.critic_optimizer = torch.optim.SGD(self.critic.parameters(), lr=config.critic_lr,
@@ -78,8 +82,11 @@ class AWRAgent:
         self.value_scale = config.effective_value_scale
 
     # --- inference
-    def policy(self) -> NumpyPolicy:
-        policy = NumpyPolicy.from_actor(self.actor, self.normalizer)
+    def policy(self, averaged: bool = False) -> NumpyPolicy:
+        """The policy that collects samples (the actor); `averaged`: the one the run tests and saves to play, the
+        mean of the actor's weights once the run keeps one (AWRConfig.average_from)."""
+        actor = self.actor_average if averaged and self.actor_average is not None else self.actor
+        policy = NumpyPolicy.from_actor(actor, self.normalizer)
         policy.exploration_rate = self.config.exploration_rate
         return policy
 
@@ -97,6 +104,8 @@ class AWRAgent:
     # --- update
     def _batches(self, count: int, batch_size: int, steps: int) -> torch.Tensor:
         """[steps, batch_size] sample indices: consecutive slices of reshuffled passes over all samples."""
+        if steps == 0:  # actor_steps or critic_steps 0: that network is not fitted
+            return torch.empty((0, batch_size), dtype=torch.int64, device=self.device)
         passes = math.ceil(steps * batch_size / count)
         order = torch.cat([torch.randperm(count, generator=self.generator) for _ in range(passes)])
         return order[:steps * batch_size].view(steps, batch_size).to(self.device)
@@ -179,18 +188,43 @@ class AWRAgent:
                      buffer_episodes=len(flat.episode_lengths), explored_fraction=float(flat.explored.mean()))
         return stats
 
+    @torch.no_grad()
+    def update_average(self, samples: int, new_samples: int) -> None:
+        """Fold the actor just fitted into the mean of its weights, once the run has `samples` >= average_from:
+        equal shares since then (average_window 0) or new_samples / average_window of each update (an exponential
+        moving average). Before average_from (or with it null) there is no mean: a resume that moves average_from
+        later starts it again."""
+        config = self.config
+        if config.average_from is None or samples < config.average_from:
+            self.actor_average, self.averaged_updates = None, 0
+            return
+        self.averaged_updates += 1
+        if self.actor_average is None:
+            self.actor_average = copy.deepcopy(self.actor)
+            return
+        window = config.average_window
+        share = 1.0 / self.averaged_updates if window == 0 else min(1.0, new_samples / window)
+        for mean, current in zip(self.actor_average.parameters(), self.actor.parameters()):
+            mean.lerp_(current, share)
+
     # --- checkpointing (tensors and primitives only: torch.load(weights_only=True) reads it)
     def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(),
-                "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state()}
+                "normalizer": self.normalizer.state_dict(), "generator": self.generator.get_state(),
+                "actor_average": None if self.actor_average is None else self.actor_average.state_dict(),
+                "averaged_updates": self.averaged_updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.generator.set_state(state["generator"])
         self.load_networks(state)  # then the config's settings: a resumed run may have changed them (`changes`)
+        self.actor_average, self.averaged_updates = None, int(state.get("averaged_updates", 0))
+        if state.get("actor_average") is not None:
+            self.actor_average = copy.deepcopy(self.actor)
+            self.actor_average.load_state_dict(state["actor_average"])
 
     def load_networks(self, state: dict) -> None:
         """Another run's actor, critic and observation normaliser (a warm start, AWRConfig.init_from); the

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from charctl.awr.checkpoint import actor_from_checkpoint, load_checkpoint
+from charctl.awr.checkpoint import actor_from_checkpoint, load_checkpoint, played_actor_weights
 from charctl.awr.config import build_config
 from charctl.util.errors import CharctlError
 
@@ -56,9 +56,10 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
     actor = actor_from_checkpoint(result)
     averaged = AveragedModel(actor)
     for state in states:
-        actor.load_state_dict(state["agent"]["actor"])
+        actor.load_state_dict(played_actor_weights(state["agent"]))  # a run's own mean, when it keeps one
         averaged.update_parameters(actor)
     result["agent"]["actor"] = {key: value.detach().clone() for key, value in averaged.module.state_dict().items()}
+    result["agent"]["actor_average"] = None  # the mean above is what plays
     result["buffer"] = None  # a policy file: a resume from it refills its buffer
     result["next_collection_policy"] = None  # the latest iterate's, not this policy's
     result["averaged_from"] = [{"path": str(p), "samples": int(s["samples"])} for p, s in zip(paths, states)]

@@ -2,7 +2,8 @@
 
 Contents (tensors, numbers, strings, lists and dicts only):
     format, env_id, env_kwargs, config (AWRConfig as a dict), observation_size, action (ActionSpec as a dict),
-    iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator),
+    iteration, samples, wall_time, agent (networks, optimisers, normaliser, minibatch generator; with
+    average_from, the mean of the actor's weights, which is the policy that plays),
     torch_rng, best_test_return, buffer (flat episode arrays, optional), dataset (path of a static dataset, or
     None), last_row (the iteration's progress.csv row), next_collection_policy (overlap_collection: the policy
     from before the last update, which collects the next iteration; else None), switches_made (the samples of the
@@ -130,13 +131,20 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def played_actor_weights(agent_state: dict) -> dict:
+    """The actor weights a checkpoint plays with: the mean of the actor's weights when its run keeps one
+    (AWRConfig.average_from), else the actor's."""
+    average = agent_state.get("actor_average")
+    return agent_state["actor"] if average is None else average
+
+
 def actor_from_checkpoint(state: dict) -> Actor:
-    """The checkpoint's actor network with its weights."""
+    """The checkpoint's actor network with the weights it plays with."""
     config = build_config(state["config"], "checkpoint config")
     action = ActionSpec(**state["action"])
     actor = Actor(state["observation_size"], action, config.actor_layers, config.actor_init_output_scale,
                   config.action_std)
-    actor.load_state_dict(state["agent"]["actor"])
+    actor.load_state_dict(played_actor_weights(state["agent"]))
     return actor
 
 

@@ -81,6 +81,14 @@ class AWRConfig:
     action_l2_weight: float = ranged(0.0, ge=0)  # 0.5 * mean(sum(x^2)) of the mean (Box) or the logits (Discrete)
     # scale each actor step's gradient down to this norm (null: never)
     actor_max_grad_norm: float | None = ranged(None, gt=0)
+    # the mean of the actor's weights over the run's updates (stochastic weight averaging; `charctl average` does
+    # it afterwards from kept policies): from the first update at or past `average_from` samples (null: never; not
+    # before normalizer_samples, as weights fitted to other normalisations do not average) the run keeps it beside
+    # the actor, tests it, and saves it as the policy that plays; the rollouts and the fit keep the actor itself
+    average_from: int | None = ranged(None, ge=0)
+    # samples the mean spans: an exponential moving average taking new samples / average_window of each update's
+    # actor; 0: the plain mean of every update since average_from
+    average_window: int = ranged(0, ge=0)
     # --- critic: predicts V / value_scale, momentum SGD
     critic_layers: list[int] = ranged(default_factory=lambda: [128, 64], ge=1, min_items=1)
     critic_lr: float = ranged(0.01, ge=0)

@@ -38,6 +38,7 @@ from charctl.awr.checkpoint import (
     buffer_to_dict,
     check_primitive,
     load_checkpoint,
+    played_actor_weights,
     policy_from_dict,
     policy_to_dict,
     save_checkpoint,
@@ -258,7 +259,20 @@ def _initial_networks(path: Path, observation_space, action_space, config: AWRCo
         saved, wanted = state["config"].get(key), getattr(config, key)
         if saved != wanted:
             raise CharctlError(f"{where}: its {key} is {saved}, this run's {wanted} (--set {key}={saved} to match)")
-    return state["agent"]
+    # a run that keeps the mean of its actor's weights plays that mean: the new run begins from it
+    return {**state["agent"], "actor": played_actor_weights(state["agent"])}
+
+
+def _check_average_after_normalizer(config: AWRConfig) -> None:
+    """The mean of the actor's weights (average_from, the run's or a switch's) begins once the observation
+    normaliser is frozen: weights fitted to other normalisations do not average."""
+    starts = [(config.average_from, "average_from")] + [
+        (settings["average_from"], f"switches: {at}: average_from") for at, settings in config.switches.items()
+        if settings.get("average_from") is not None]
+    for start, where in starts:
+        if start is not None and start < config.normalizer_samples:
+            raise CharctlError(f"{where} {start}: before normalizer_samples ({config.normalizer_samples}); the "
+                               "actor's weights average only once the observation normaliser is frozen")
 
 
 def _same_task(saved: dict, wanted: dict) -> bool:
@@ -370,6 +384,8 @@ class _Run:
             raise CharctlError(f"{self.last_path}: a run already exists here; pass --resume to continue it "
                                "or choose another --out")
         self.config, self.dataset = config, dataset
+        if dataset is None:  # a static dataset sets the normaliser once, before the first update
+            _check_average_after_normalizer(config)
 
         torch.set_num_threads(config.torch_threads)
         probe = make_env(env_id, env_kwargs)
@@ -491,8 +507,9 @@ class _Run:
         bad = [key for key in ("train_return", "test_return", "critic_loss", "actor_loss", "adv_mean", "adv_std",
                                "weight_mean", "weight_min", "weight_max")
                if isinstance(row.get(key), (float, np.floating)) and not np.isfinite(row[key])]
-        for part in ("actor", "critic"):
-            if any(not torch.isfinite(t).all() for t in getattr(self.agent, part).state_dict().values()):
+        for part in ("actor", "critic", "actor_average"):
+            network = getattr(self.agent, part)
+            if network is not None and any(not torch.isfinite(t).all() for t in network.state_dict().values()):
                 bad.append(f"{part} network weights")
         if bad:
             done = self.iteration - 1
@@ -550,6 +567,7 @@ class _Run:
         stats = self.agent.update(self.buffer, new_samples)
         self.agent.normalizer.update()
         self.samples += new_samples
+        self.agent.update_average(self.samples, new_samples)
         return stats
 
     def test(self, row: dict) -> bool:
@@ -557,7 +575,8 @@ class _Run:
         config = self.config
         evaluated = self.test_due(self.samples)
         if evaluated:
-            test_returns, test_lengths = self.rollouts.evaluate(self.agent.policy(), config.eval_episodes)
+            test_returns, test_lengths = self.rollouts.evaluate(self.agent.policy(averaged=True),
+                                                                config.eval_episodes)
             row.update(test_return=float(np.mean(test_returns)), test_return_std=float(np.std(test_returns)),
                        test_episode_length=float(np.mean(test_lengths)))
             if self.horizon:
