@@ -110,6 +110,25 @@ def test_update_never_trains_on_final_observations():
     assert torch.any(torch.cat(evaluated) == 99.0)  # the bootstrap did look at them
 
 
+
+@pytest.mark.parametrize("frozen", ["actor", "critic"])
+def test_zero_steps_leave_that_network_as_it_was_and_fit_the_other(frozen):
+    space = gym.spaces.Box(-1.0, 1.0, (2,))
+    config = AWRConfig(critic_steps=0 if frozen == "critic" else 20, actor_steps=0 if frozen == "actor" else 20,
+                       actor_batch_size=8, critic_batch_size=8, samples_per_iter=12)
+    agent = AWRAgent(space, space, config)
+    rng = np.random.default_rng(0)
+    buffer = EpisodeBuffer(50)
+    buffer.add([Episode(rng.uniform(-1, 1, (n, 2)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                        rng.uniform(0, 1, n).astype(np.float32), np.zeros(2, np.float32), False) for n in (5, 7)])
+    before = {name: {k: v.clone() for k, v in getattr(agent, name).state_dict().items()}
+              for name in ("actor", "critic")}
+    agent.update(buffer, new_samples=12)
+    for name in ("actor", "critic"):
+        same = all(torch.equal(v, before[name][k]) for k, v in getattr(agent, name).state_dict().items())
+        assert same == (name == frozen), name
+
+
 # --- weights, penalty, likelihoods
 
 def test_weights_normalise_exponentiate_and_clip():
