@@ -2,6 +2,7 @@
 that a run tests, saves and plays it while the rollouts keep the actor, that a resume continues it exactly, and
 that it never begins before the observation normaliser is frozen."""
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,6 +15,7 @@ from charctl.awr.checkpoint import actor_from_checkpoint, load_checkpoint, polic
 from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 from charctl.cli import main
+from charctl.play.policy_file import open_policy
 
 QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
          "num_workers": 0, "normalizer_samples": 1024}
@@ -133,3 +135,19 @@ def test_charctl_average_and_a_warm_start_take_a_runs_mean(tmp_path):
 def test_the_dog_trot_policy_file_reads_without_a_mean():
     state = load_checkpoint(Path(__file__).resolve().parents[1] / "policies" / "dog_trot.pt")
     assert state["agent"].get("actor_average") is None
+
+
+def test_eval_actor_plays_the_fitted_actor_and_is_refused_without_a_mean(tmp_path, capsys):
+    result = train("CartPole-v1", {}, quick_config(samples=4 * 512, average_from=1024), tmp_path / "run",
+                   progress=False)
+    state = load_checkpoint(result.last_checkpoint)
+    fitted, mean = (open_policy(result.last_checkpoint, averaged=flag).policy for flag in (False, True))
+    assert np.array_equal(fitted.weights[0], state["agent"]["actor"]["net.0.weight"].numpy().T)  # [in, out]
+    assert np.array_equal(mean.weights[0], state["agent"]["actor_average"]["net.0.weight"].numpy().T)
+    assert not np.array_equal(fitted.weights[0], mean.weights[0])
+    assert main(["eval", str(result.last_checkpoint), "--actor", "--episodes", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["actor"] is True
+    trot = Path(__file__).resolve().parents[1] / "policies" / "dog_trot.pt"
+    assert main(["eval", str(trot), "--actor"]) == 2
+    err = capsys.readouterr().err
+    assert "dog_trot.pt: keeps no mean of the actor's weights" in err and len(err.strip().splitlines()) == 1, err

@@ -131,25 +131,30 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def played_actor_weights(agent_state: dict) -> dict:
+def played_actor_weights(agent_state: dict, averaged: bool = True) -> dict:
     """The actor weights a checkpoint plays with: the mean of the actor's weights when its run keeps one
-    (AWRConfig.average_from), else the actor's."""
+    (AWRConfig.average_from) and `averaged`, else the actor's (the network the run fits)."""
     average = agent_state.get("actor_average")
-    return agent_state["actor"] if average is None else average
+    return agent_state["actor"] if average is None or not averaged else average
 
 
-def actor_from_checkpoint(state: dict) -> Actor:
-    """The checkpoint's actor network with the weights it plays with."""
+def keeps_actor_average(state: dict) -> bool:
+    """Whether the checkpoint's run keeps a mean of the actor's weights beside the actor."""
+    return state["agent"].get("actor_average") is not None
+
+
+def actor_from_checkpoint(state: dict, averaged: bool = True) -> Actor:
+    """The checkpoint's actor network with the weights it plays with (`averaged=False`: the actor it fits)."""
     config = build_config(state["config"], "checkpoint config")
     action = ActionSpec(**state["action"])
     actor = Actor(state["observation_size"], action, config.actor_layers, config.actor_init_output_scale,
                   config.action_std)
-    actor.load_state_dict(played_actor_weights(state["agent"]))
+    actor.load_state_dict(played_actor_weights(state["agent"], averaged))
     return actor
 
 
-def policy_from_checkpoint(state: dict) -> NumpyPolicy:
-    actor = actor_from_checkpoint(state)
+def policy_from_checkpoint(state: dict, averaged: bool = True) -> NumpyPolicy:
+    actor = actor_from_checkpoint(state, averaged)
     normalizer = ObsNormalizer(state["observation_size"])
     normalizer.load_state_dict(state["agent"]["normalizer"])
     return NumpyPolicy.from_actor(actor, normalizer)

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
                "         charctl eval policies/dog_trot.pt --episodes 32 --baseline   # both, start by start\n"
                "         charctl eval runs/dog_trot-s0/marks/*.pt --episodes 32 --workers 2   # a run's kept "
                "policies, 2 processes\n"
+               "         charctl eval policies/dog_turn.pt --episodes 32 --actor   # the actor, not the mean of its "
+               "weights\n"
                "         charctl eval runs/slow_trot/dog_trot.pt --as-trained   # at the clip speed it trained at\n"
                "         charctl eval policies/dog_trot.pt --stochastic --exploration-rate 0.5   # under half the "
                "training noise\n"
@@ -44,6 +46,9 @@ def register(subparsers) -> None:
                         "pose_termination_distance, train_time_limit, train_start_phases, train_grounded_clip) that "
                         "evaluation turns off, to see the policy in the task it trained on; with --reference, the "
                         "--set env settings as given")
+    parser.add_argument("--actor", action="store_true",
+                        help="play the actor the run fits instead of the mean of its weights the run keeps "
+                             "(checkpoints of runs with average_from; without the flag they play the mean)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
@@ -131,7 +136,8 @@ def _print_line(summary: dict, task) -> None:
                  f"fall rate {summary['fall_rate']:.2f}")
     else:
         score = f"return {summary['mean_return']:.2f} +- {summary['std_return']:.2f}"
-    line = f"{task.path} ({task.samples} samples): {score}, mean length {summary['mean_length']:.0f}"
+    source = f"{task.samples} samples" + (", the actor" if summary["actor"] else "")
+    line = f"{task.path} ({source}): {score}, mean length {summary['mean_length']:.0f}"
     if "comparison" in summary:
         line += f"; reference PD {summary['baseline']['normalized_return']:.3f}"
     if "against_first" in summary:
@@ -143,7 +149,7 @@ def _print_line(summary: dict, task) -> None:
 
 
 def _source(summary: dict, task) -> str:
-    text = f"{task.samples} training samples"
+    text = f"{task.samples} training samples" + (", the actor, not the mean of its weights" if summary["actor"] else "")
     if summary["deterministic"]:
         return text
     noise = "sampled" if summary["action_std"] is None else f"sampled with std {summary['action_std']:g}"
@@ -173,6 +179,8 @@ def _check_arguments(args) -> None:
         raise CharctlError(f"--action-std must be 0 or more, not {args.action_std}")
     if args.exploration_rate is not None and not 0 < args.exploration_rate <= 1:
         raise CharctlError(f"--exploration-rate must be in (0, 1], not {args.exploration_rate}")
+    if args.actor and args.reference is not None:
+        raise CharctlError("--actor picks a checkpoint's weights; --reference has no policy")
     if args.stochastic and args.reference is not None:
         raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
 
@@ -200,7 +208,7 @@ def _open(args, task):
                   "config": config_to_dict(env.unwrapped.config)}  # every setting the episodes ran with
         return env, f"{character.name}_{motion}", header, None
     header = {"checkpoint": str(task.path), "env_id": task.env_id, **task.env_kwargs, "samples": task.samples,
-              "deterministic": not args.stochastic, "as_trained": args.as_trained}
+              "deterministic": not args.stochastic, "as_trained": args.as_trained, "actor": args.actor}
     if args.stochastic:
         own_std = None if task.policy.action.discrete else task.policy.action_std
         header.update(action_std=own_std if args.action_std is None else args.action_std,
@@ -216,7 +224,7 @@ def _policy_task(args, checkpoint: str):
     from charctl.play.policy_file import open_policy
     from charctl.util.errors import CharctlError
 
-    task = open_policy(checkpoint)
+    task = open_policy(checkpoint, averaged=not args.actor)
     if args.baseline and not task.is_imitation:
         raise CharctlError(f"{task.path}: --baseline needs an imitation policy; {task.env_id} has no reference clip")
     if args.overrides:

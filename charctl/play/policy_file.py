@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from charctl.awr.checkpoint import load_checkpoint, policy_from_checkpoint
+from charctl.awr.checkpoint import keeps_actor_average, load_checkpoint, policy_from_checkpoint
 from charctl.awr.config import AWRConfig, build_config
 from charctl.awr.policy import ActionSpec, NumpyPolicy
 from charctl.awr.rollout import make_env
@@ -65,7 +65,9 @@ class PolicyTask:
         return env
 
 
-def open_policy(path: str | Path) -> PolicyTask:
+def open_policy(path: str | Path, averaged: bool = True) -> PolicyTask:
+    """The checkpoint's policy and task; `averaged=False` plays the actor its run fits instead of the mean of the
+    actor's weights the run keeps (AWRConfig.average_from), and is refused for a checkpoint that keeps none."""
     path = Path(path)
     if path.is_dir():
         candidates = sorted(p for p in path.glob("*.pt") if not p.name.endswith("-last.pt"))
@@ -77,8 +79,11 @@ def open_policy(path: str | Path) -> PolicyTask:
         here = sorted(str(p) for p in Path(".").glob("*.pt")) + sorted(str(p) for p in Path("policies").glob("*.pt"))
         raise CharctlError(f"{path}: no such checkpoint; checkpoints here: {', '.join(here) or 'none'}")
     state = load_checkpoint(path)
+    if not averaged and not keeps_actor_average(state):
+        raise CharctlError(f"{path}: keeps no mean of the actor's weights (its run has no average_from); it plays "
+                           "its actor already")
     try:
-        policy = policy_from_checkpoint(state)
+        policy = policy_from_checkpoint(state, averaged)
         config = build_config(state["config"], f"{path}: config")
     except KeyError as err:
         raise CharctlError(f"{path}: incompatible checkpoint contents (no {err} entry)") from None
