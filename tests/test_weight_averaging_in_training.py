@@ -147,7 +147,12 @@ def test_eval_actor_plays_the_fitted_actor_and_is_refused_without_a_mean(tmp_pat
     assert not np.array_equal(fitted.weights[0], mean.weights[0])
     assert main(["eval", str(result.last_checkpoint), "--actor", "--episodes", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["actor"] is True
+    # beside a checkpoint with no mean, start by start: that one plays its actor as it always does
+    plain = train("CartPole-v1", {}, quick_config(samples=2 * 512), tmp_path / "plain", progress=False)
+    assert main(["eval", str(plain.last_checkpoint), str(result.last_checkpoint), "--actor", "--episodes", "1"]) == 0
+    assert "samples, the actor)" in capsys.readouterr().out
     trot = Path(__file__).resolve().parents[1] / "policies" / "dog_trot.pt"
     assert main(["eval", str(trot), "--actor"]) == 2
     err = capsys.readouterr().err
-    assert "dog_trot.pt: keeps no mean of the actor's weights" in err and len(err.strip().splitlines()) == 1, err
+    assert "dog_trot.pt: --actor: keeps no mean of the actor's weights" in err, err
+    assert len(err.strip().splitlines()) == 1, err

@@ -48,7 +48,8 @@ def register(subparsers) -> None:
                         "--set env settings as given")
     parser.add_argument("--actor", action="store_true",
                         help="play the actor the run fits instead of the mean of its weights the run keeps "
-                             "(checkpoints of runs with average_from; without the flag they play the mean)")
+                             "(checkpoints of runs with average_from, which otherwise play the mean; the others play "
+                             "their actor either way)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the start states (default 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean / argmax")
@@ -70,6 +71,8 @@ def run(args) -> int:
     if len(args.checkpoints) > 1:
         return _run_several(args)
     task = _policy_task(args, args.checkpoints[0]) if args.checkpoints else None
+    if task is not None:
+        _check_actor_choice(args, [task])
     env, name, header, task = _open(args, task)
     summary, _ = _evaluated(args, env, name, header, task)
     if args.json:
@@ -101,6 +104,7 @@ def _run_several(args) -> int:
     from charctl.play.evaluation import paired_comparison
 
     tasks = [_policy_task(args, path) for path in args.checkpoints]
+    _check_actor_choice(args, tasks)
     summaries, first = [], None
     for index, task in enumerate(tasks):
         env, name, header, task = _open(args, task)
@@ -136,7 +140,7 @@ def _print_line(summary: dict, task) -> None:
                  f"fall rate {summary['fall_rate']:.2f}")
     else:
         score = f"return {summary['mean_return']:.2f} +- {summary['std_return']:.2f}"
-    source = f"{task.samples} samples" + (", the actor" if summary["actor"] else "")
+    source = f"{task.samples} samples" + (", the actor" if summary["actor"] and task.keeps_average else "")
     line = f"{task.path} ({source}): {score}, mean length {summary['mean_length']:.0f}"
     if "comparison" in summary:
         line += f"; reference PD {summary['baseline']['normalized_return']:.3f}"
@@ -149,7 +153,9 @@ def _print_line(summary: dict, task) -> None:
 
 
 def _source(summary: dict, task) -> str:
-    text = f"{task.samples} training samples" + (", the actor, not the mean of its weights" if summary["actor"] else "")
+    text = f"{task.samples} training samples"
+    if summary["actor"] and task.keeps_average:
+        text += ", the actor, not the mean of its weights"
     if summary["deterministic"]:
         return text
     noise = "sampled" if summary["action_std"] is None else f"sampled with std {summary['action_std']:g}"
@@ -183,6 +189,16 @@ def _check_arguments(args) -> None:
         raise CharctlError("--actor picks a checkpoint's weights; --reference has no policy")
     if args.stochastic and args.reference is not None:
         raise CharctlError("--stochastic samples a policy's actions; --reference has no policy")
+
+
+def _check_actor_choice(args, tasks) -> None:
+    """--actor needs a checkpoint that keeps a mean of the actor's weights: without one it changes nothing."""
+    from charctl.util.errors import CharctlError
+
+    if args.actor and not any(task.keeps_average for task in tasks):
+        names = ", ".join(str(task.path) for task in tasks)
+        raise CharctlError(f"{names}: --actor: keeps no mean of the actor's weights (its run had no average_from); "
+                           "it plays its actor already")
 
 
 def _open(args, task):

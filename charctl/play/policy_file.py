@@ -29,6 +29,7 @@ class PolicyTask:
     samples: int
     iteration: int
     observation_size: int
+    keeps_average: bool = False  # its run keeps a mean of the actor's weights (AWRConfig.average_from)
 
     @property
     def is_imitation(self) -> bool:
@@ -67,7 +68,7 @@ class PolicyTask:
 
 def open_policy(path: str | Path, averaged: bool = True) -> PolicyTask:
     """The checkpoint's policy and task; `averaged=False` plays the actor its run fits instead of the mean of the
-    actor's weights the run keeps (AWRConfig.average_from), and is refused for a checkpoint that keeps none."""
+    actor's weights the run keeps (AWRConfig.average_from), which is what a checkpoint that keeps none plays."""
     path = Path(path)
     if path.is_dir():
         candidates = sorted(p for p in path.glob("*.pt") if not p.name.endswith("-last.pt"))
@@ -79,9 +80,6 @@ def open_policy(path: str | Path, averaged: bool = True) -> PolicyTask:
         here = sorted(str(p) for p in Path(".").glob("*.pt")) + sorted(str(p) for p in Path("policies").glob("*.pt"))
         raise CharctlError(f"{path}: no such checkpoint; checkpoints here: {', '.join(here) or 'none'}")
     state = load_checkpoint(path)
-    if not averaged and not keeps_actor_average(state):
-        raise CharctlError(f"{path}: keeps no mean of the actor's weights (its run has no average_from); it plays "
-                           "its actor already")
     try:
         policy = policy_from_checkpoint(state, averaged)
         config = build_config(state["config"], f"{path}: config")
@@ -91,4 +89,4 @@ def open_policy(path: str | Path, averaged: bool = True) -> PolicyTask:
         raise CharctlError(f"{path}: incompatible checkpoint contents ({str(err).splitlines()[0][:200]})") from None
     return PolicyTask(path=path, policy=policy, env_id=state["env_id"], env_kwargs=dict(state["env_kwargs"]),
                       config=config, samples=int(state["samples"]), iteration=int(state["iteration"]),
-                      observation_size=int(state["observation_size"]))
+                      observation_size=int(state["observation_size"]), keeps_average=keeps_actor_average(state))
