@@ -25,10 +25,10 @@ from charctl.awr.rollout import make_env
 from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.util.errors import CharctlError
+from quick_training import QUICK_CARTPOLE
 
 # A small, quick CartPole setting: 512 new samples and 20 + 100 gradient steps per iteration.
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
-         "num_workers": 0}
+QUICK = dict(QUICK_CARTPOLE)
 
 
 def quick_config(**extra):

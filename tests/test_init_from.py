@@ -12,9 +12,9 @@ from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.util.errors import CharctlError
+from quick_training import QUICK_CARTPOLE
 
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
-         "num_workers": 0, "normalizer_samples": 512}
+QUICK = {**QUICK_CARTPOLE, "normalizer_samples": 512}
 
 
 def cartpole(out: Path, env_id: str = "CartPole-v1", **settings):

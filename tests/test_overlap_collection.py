@@ -11,9 +11,9 @@ from charctl.awr.checkpoint import load_checkpoint, policy_from_dict, policy_to_
 from charctl.awr.config import load_config
 from charctl.awr.rollout import Rollouts
 from charctl.awr.trainer import train
+from quick_training import QUICK_CARTPOLE
 
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 3, "eval_episodes": 2,
-         "num_workers": 0}
+QUICK = {**QUICK_CARTPOLE, "eval_every": 3}
 
 
 def quick_config(**extra):

@@ -21,10 +21,10 @@ from charctl.awr.ray_rollout import RayRollouts  # noqa: E402
 from charctl.awr.rollout import Rollouts  # noqa: E402
 from charctl.awr.trainer import train  # noqa: E402
 from charctl.cli import main  # noqa: E402
+from quick_training import QUICK_CARTPOLE  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("ray")  # one Ray instance for the whole module
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 50, "eval_every": 0, "eval_episodes": 2,
-         "num_workers": 2}
+QUICK = {**QUICK_CARTPOLE, "actor_steps": 50, "num_workers": 2}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,9 +13,9 @@ from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.util.errors import CharctlError
+from quick_training import QUICK_CARTPOLE
 
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
-         "num_workers": 0}
+QUICK = dict(QUICK_CARTPOLE)
 FREEZE_AT_1024 = {1024: {"actor_lr": 0}}  # actor_lr 0 freezes the actor: the switch's effect is visible exactly
 
 

@@ -16,9 +16,9 @@ from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.play.policy_file import open_policy
+from quick_training import QUICK_CARTPOLE
 
-QUICK = {"samples_per_iter": 512, "critic_steps": 20, "actor_steps": 100, "eval_every": 0, "eval_episodes": 2,
-         "num_workers": 0, "normalizer_samples": 1024}
+QUICK = {**QUICK_CARTPOLE, "normalizer_samples": 1024}
 
 
 def quick_config(**extra):
