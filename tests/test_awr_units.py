@@ -110,7 +110,6 @@ def test_update_never_trains_on_final_observations():
     assert torch.any(torch.cat(evaluated) == 99.0)  # the bootstrap did look at them
 
 
-
 @pytest.mark.parametrize("frozen", ["actor", "critic"])
 def test_zero_steps_leave_that_network_as_it_was_and_fit_the_other(frozen):
     space = gym.spaces.Box(-1.0, 1.0, (2,))
