@@ -441,6 +441,11 @@ EXPECTED = {  # what the line must say for some file cases (others: any one-line
     "retarget-bvh-deep": "more than 100 deep",
     "retarget-bvh-frame_time_huge": "Frame Time",
     "retarget-deepmimic-negative_duration": "frame durations must be in",
+    # why a checkpoint is unreadable, in charctl's words (torch's run to a paragraph and advise an unsafe load)
+    "eval-checkpoint-junk": "not a file written by torch.save",
+    "eval-checkpoint-pickle": "not a file written by torch.save",
+    "eval-checkpoint-truncated": "a damaged or cut-off torch archive",
+    "eval-checkpoint-torch_pickle": "none of its code ran",
 }
 
 
@@ -465,6 +470,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, expected, inputs, tmp_path, caps
     assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
     expected = EXPECTED.get(request.node.callspec.id, expected)
     assert expected in lines[0], lines[0]
+    assert "weights_only" not in lines[0]  # torch's advice to load a file unsafely is not ours to pass on
     assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["out"])
     assert sorted(p.name for p in inputs.rglob("*")) == before  # no temporaries beside the inputs
@@ -477,6 +483,15 @@ def test_a_nan_bvh_row_is_reported_with_its_line_number(inputs, capsys):
     lines = (inputs / "nan_row.bvh").read_text().splitlines()
     number = next(i for i, line in enumerate(lines) if " nan" in f" {line}") + 1
     assert f"nan_row.bvh:{number}: frame 5" in err
+
+
+def test_an_unreadable_checkpoint_is_reported_in_the_systems_words(inputs, monkeypatch, capsys):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(inputs / "good" / "CartPole-v1.pt"))
+
+    monkeypatch.setattr(torch, "load", refused)  # as root every file reads, so the refusal is staged
+    assert main(["eval", str(inputs / "good" / "CartPole-v1.pt")]) == 2
+    assert capsys.readouterr().err.strip().endswith("not a readable charctl checkpoint (Permission denied)")
 
 
 def test_the_suite_tries_at_least_150_bad_inputs():

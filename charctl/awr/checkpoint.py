@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path) -> dict:
     except IsADirectoryError:
         raise CharctlError(f"{path}: a directory, not a checkpoint") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise CharctlError(f"{path}: not a readable charctl checkpoint ({str(err).splitlines()[0]})") from None
+        raise CharctlError(f"{path}: not a readable charctl checkpoint ({_unreadable_because(path, err)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CharctlError(f"{path}: not a charctl AWR checkpoint (format {FORMAT})")
     missing = [key for key in REQUIRED if key not in state]
@@ -129,6 +129,21 @@ def load_checkpoint(path: str | Path) -> dict:
 
         state["env_kwargs"] = {**state["env_kwargs"], "config": completed_saved_config(env_settings)}
     return state
+
+
+def _unreadable_because(path: Path, err: Exception) -> str:
+    """Why torch could not load the file, in a few words: torch's own messages run to a paragraph, and the
+    weights-only one suggests loading the file unsafely, which a charctl checkpoint never needs."""
+    if isinstance(err, OSError):  # permissions, a read error: the system's own words say it
+        return err.strerror or str(err)
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return "not a file written by torch.save: charctl checkpoints are the .pt files charctl train writes"
+    if isinstance(err, pickle.UnpicklingError):
+        return ("it holds Python objects besides tensors, numbers, strings, lists and dicts, so it is not one "
+                "charctl wrote; it was not loaded, so none of its code ran")
+    return f"a damaged or cut-off torch archive: {str(err).split('.')[0]}"
 
 
 def played_actor_weights(agent_state: dict, averaged: bool = True) -> dict:
