@@ -59,6 +59,24 @@ def test_a_switch_is_made_once_even_when_the_run_sets_it_back(tmp_path):
     assert "the switch" not in (tmp_path / "run" / "settings_changes.txt").read_text().splitlines()[-1]
 
 
+def test_a_resume_says_when_the_switches_it_keeps_differ_from_the_tasks(tmp_path, capsys):
+    """A resumed run keeps its saved switches; when the ones still to come differ from what a new run of the task
+    would take (the task's config changed since), it says so in one line, and says nothing when they agree."""
+    run, later = tmp_path / "run", {4096: {"actor_lr": 0}}
+    cartpole(run, samples=512, switches=later)
+    capsys.readouterr()
+    cartpole(run, resume=True, changes={"samples": 2 * 512}, switches=later)  # the task's config as the run's
+    assert "keeps its own switches" not in capsys.readouterr().out
+    at = load_checkpoint(run / "CartPole-v1-last.pt")["samples"]
+    cartpole(run, resume=True, changes={"samples": 3 * 512})  # the task's config now without the switch
+    said = [line for line in capsys.readouterr().out.splitlines() if "switches" in line]
+    assert said == [f"CartPole-v1: keeps its own switches after {at} samples, {{4096: {{'actor_lr': 0.0}}}}; a new "
+                    "run of the task would switch nothing more (--set 'switches={...}' with --resume takes others)"]
+    assert load_checkpoint(run / "CartPole-v1-last.pt")["config"]["switches"] == later  # kept, as it said
+    cartpole(run, resume=True, changes={"samples": 4 * 512, "switches": {}})  # asked for: a change, not a note
+    assert "keeps its own switches" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("switches, message", [
     ({1024: {"env.time_limit": 2}}, r"switches: 1024: env\.\* settings apply to imitation tasks only"),
     ({1024: {"seed": 2}}, r"switches: 1024: seed cannot switch during a run"),

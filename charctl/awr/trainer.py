@@ -219,6 +219,17 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
     return state, resumed_config, env_notes + notes
 
 
+def _kept_switches_note(kept: dict, asked: dict, samples: int) -> str | None:
+    """A resumed run keeps its own switches; where the ones a new run of the task would take (the task's config
+    now) differ in what is still to come, a line saying so and how to take them, else None."""
+    ahead = {mark: settings for mark, settings in kept.items() if mark > samples}
+    asked_ahead = {mark: settings for mark, settings in asked.items() if mark > samples}
+    if ahead == asked_ahead:
+        return None
+    return (f"keeps its own switches after {samples} samples, {ahead or 'none'}; a new run of the task would "
+            f"switch {asked_ahead or 'nothing more'} (--set 'switches={{...}}' with --resume takes others)")
+
+
 def _space_difference(state: dict, observation_space, action_space) -> tuple[str, int, int] | None:
     """Where a checkpoint's policy does not fit an env: ("observation" or "actions", its size, the env's), or None
     (actions also differ when only their range does)."""
@@ -375,7 +386,12 @@ class _Run:
         check_primitive(env_kwargs, "env kwargs")
         state, notes = None, []
         if resume:
+            asked = config  # the task's settings as a new run would take them
             state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes, resumed_env)
+            if "switches" not in (changes or {}):
+                note = _kept_switches_note(config.switches, asked.switches, state["samples"])
+                if note is not None:
+                    print(f"{name}: {note}")
             self.env_kwargs = env_kwargs = dict(state["env_kwargs"])  # the same as asked for, or refused
             dataset = state.get("dataset")
             clean_stale_temporaries(out_dir)
