@@ -60,21 +60,30 @@ def test_a_switch_is_made_once_even_when_the_run_sets_it_back(tmp_path):
 
 
 def test_a_resume_says_when_the_switches_it_keeps_differ_from_the_tasks(tmp_path, capsys):
-    """A resumed run keeps its saved switches; when the ones still to come differ from what a new run of the task
-    would take (the task's config changed since), it says so in one line, and says nothing when they agree."""
+    """A resumed run keeps its saved switches; when the ones it has not made yet differ from the task's config now
+    (changed since the run began), it says so in one line, and says nothing when they agree."""
     run, later = tmp_path / "run", {4096: {"actor_lr": 0}}
     cartpole(run, samples=512, switches=later)
     capsys.readouterr()
     cartpole(run, resume=True, changes={"samples": 2 * 512}, switches=later)  # the task's config as the run's
     assert "keeps its own switches" not in capsys.readouterr().out
-    at = load_checkpoint(run / "CartPole-v1-last.pt")["samples"]
     cartpole(run, resume=True, changes={"samples": 3 * 512})  # the task's config now without the switch
     said = [line for line in capsys.readouterr().out.splitlines() if "switches" in line]
-    assert said == [f"CartPole-v1: keeps its own switches after {at} samples, {{4096: {{'actor_lr': 0.0}}}}; a new "
-                    "run of the task would switch nothing more (--set 'switches={...}' with --resume takes others)"]
+    assert said == ["CartPole-v1: keeps its own switches still to make, {4096: {'actor_lr': 0.0}}; the task's "
+                    "config now has none (--set 'switches={...}' with --resume takes others)"]
     assert load_checkpoint(run / "CartPole-v1-last.pt")["config"]["switches"] == later  # kept, as it said
     cartpole(run, resume=True, changes={"samples": 4 * 512, "switches": {}})  # asked for: a change, not a note
     assert "keeps its own switches" not in capsys.readouterr().out
+
+    # a switch the task's config has now at samples the run has passed would still be made: it counts
+    plain = tmp_path / "plain"
+    assert cartpole(plain, samples=3 * 512).samples > 1024
+    capsys.readouterr()
+    cartpole(plain, resume=True, changes={"samples": 4 * 512}, switches=FREEZE_AT_1024)
+    said = [line for line in capsys.readouterr().out.splitlines() if "switches" in line]
+    assert said == ["CartPole-v1: keeps its own switches still to make, none; the task's config now has "
+                    "{1024: {'actor_lr': 0.0}} (--set 'switches={...}' with --resume takes others)"], said
+    assert load_checkpoint(plain / "CartPole-v1-last.pt")["switches_made"] == []  # kept its own: none made
 
 
 @pytest.mark.parametrize("switches, message", [

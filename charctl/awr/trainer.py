@@ -219,15 +219,16 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
     return state, resumed_config, env_notes + notes
 
 
-def _kept_switches_note(kept: dict, asked: dict, samples: int) -> str | None:
-    """A resumed run keeps its own switches; where the ones a new run of the task would take (the task's config
-    now) differ in what is still to come, a line saying so and how to take them, else None."""
-    ahead = {mark: settings for mark, settings in kept.items() if mark > samples}
-    asked_ahead = {mark: settings for mark, settings in asked.items() if mark > samples}
+def _kept_switches_note(kept: dict, asked: dict, made: list[int]) -> str | None:
+    """A resumed run keeps its own switches; where the ones it has not made yet differ from those the task's config
+    now has and the run has not made (a switch whose samples are past but not made is made at the resume), a
+    line saying so and how to take them, else None."""
+    ahead = {mark: settings for mark, settings in kept.items() if mark not in made}
+    asked_ahead = {mark: settings for mark, settings in asked.items() if mark not in made}
     if ahead == asked_ahead:
         return None
-    return (f"keeps its own switches after {samples} samples, {ahead or 'none'}; a new run of the task would "
-            f"switch {asked_ahead or 'nothing more'} (--set 'switches={{...}}' with --resume takes others)")
+    return (f"keeps its own switches still to make, {ahead or 'none'}; the task's config now has "
+            f"{asked_ahead or 'none'} (--set 'switches={{...}}' with --resume takes others)")
 
 
 def _space_difference(state: dict, observation_space, action_space) -> tuple[str, int, int] | None:
@@ -389,7 +390,7 @@ class _Run:
             asked = config  # the task's settings as a new run would take them
             state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes, resumed_env)
             if "switches" not in (changes or {}):
-                note = _kept_switches_note(config.switches, asked.switches, state["samples"])
+                note = _kept_switches_note(config.switches, asked.switches, state.get("switches_made", []))
                 if note is not None:
                     print(f"{name}: {note}")
             self.env_kwargs = env_kwargs = dict(state["env_kwargs"])  # the same as asked for, or refused
