@@ -79,7 +79,11 @@ def test_a_resume_says_when_the_switches_it_keeps_differ_from_the_tasks(tmp_path
     plain = tmp_path / "plain"
     assert cartpole(plain, samples=3 * 512).samples > 1024
     capsys.readouterr()
-    cartpole(plain, resume=True, changes={"samples": 4 * 512}, switches=FREEZE_AT_1024)
+    # ... unless it would set what the run has already: then it changes nothing and nothing is said
+    its_lr = load_checkpoint(plain / "CartPole-v1-last.pt")["config"]["actor_lr"]
+    cartpole(plain, resume=True, changes={"samples": 4 * 512}, switches={1024: {"actor_lr": its_lr}})
+    assert "keeps its own switches" not in capsys.readouterr().out
+    cartpole(plain, resume=True, changes={"samples": 5 * 512}, switches=FREEZE_AT_1024)
     said = [line for line in capsys.readouterr().out.splitlines() if "switches" in line]
     assert said == ["CartPole-v1: keeps its own switches still to make, none; the task's config now has "
                     "{1024: {'actor_lr': 0.0}} (--set 'switches={...}' with --resume takes others)"], said

@@ -219,16 +219,35 @@ def _resume_state(path: Path, env_id: str, env_kwargs: dict, changes: dict | Non
     return state, resumed_config, env_notes + notes
 
 
-def _kept_switches_note(kept: dict, asked: dict, made: list[int]) -> str | None:
+def _kept_switches_note(kept: dict, asked: dict, made: list[int], samples: int, settings: dict) -> str | None:
     """A resumed run keeps its own switches; where the ones it has not made yet differ from those the task's config
     now has and the run has not made (a switch whose samples are past but not made is made at the resume), a
-    line saying so and how to take them, else None."""
-    ahead = {mark: settings for mark, settings in kept.items() if mark not in made}
-    asked_ahead = {mark: settings for mark, settings in asked.items() if mark not in made}
+    line saying so and how to take them, else None. `settings` are the run's flat settings now (env.KEY for the
+    env's): a passed switch that would set them to what they are changes nothing and does not count."""
+    ahead, asked_ahead = _switches_to_make(kept, made, samples, settings), _switches_to_make(asked, made, samples,
+                                                                                            settings)
     if ahead == asked_ahead:
         return None
     return (f"keeps its own switches still to make, {ahead or 'none'}; the task's config now has "
             f"{asked_ahead or 'none'} (--set 'switches={{...}}' with --resume takes others)")
+
+
+def _switches_to_make(switches: dict, made: list[int], samples: int, settings: dict) -> dict:
+    """The switches not made yet, less those already passed (made in turn at the resume) that change nothing."""
+    now, out = dict(settings), {}
+    for mark in sorted(switches):
+        if mark in made:
+            continue
+        if mark <= samples:
+            changes = {key: value for key, value in switches[mark].items() if now.get(key, _UNSET) != value}
+            now.update(changes)
+            if not changes:
+                continue
+        out[mark] = switches[mark]
+    return out
+
+
+_UNSET = object()
 
 
 def _space_difference(state: dict, observation_space, action_space) -> tuple[str, int, int] | None:
@@ -390,7 +409,9 @@ class _Run:
             asked = config  # the task's settings as a new run would take them
             state, config, notes = _resume_state(self.last_path, env_id, env_kwargs, changes, resumed_env)
             if "switches" not in (changes or {}):
-                note = _kept_switches_note(config.switches, asked.switches, state.get("switches_made", []))
+                settings = {**config_to_dict(config), **_flatten(state["env_kwargs"].get("config") or {}, ENV_PREFIX)}
+                note = _kept_switches_note(config.switches, asked.switches, state.get("switches_made", []),
+                                           int(state["samples"]), settings)
                 if note is not None:
                     print(f"{name}: {note}")
             self.env_kwargs = env_kwargs = dict(state["env_kwargs"])  # the same as asked for, or refused
