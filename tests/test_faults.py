@@ -165,6 +165,11 @@ def write_checkpoint_variants(folder: Path, good: Path) -> None:
     with open(folder / "pickle.pt", "wb") as f:
         pickle.dump({"format": "charctl-awr-1", "payload": Payload()}, f)
     torch.save({"format": "charctl-awr-1", "payload": Payload()}, folder / "torch_pickle.pt")
+    torch.save({"format": "charctl-awr-1", "payload": Payload()}, folder / "legacy_torch_pickle.pt",
+               _use_new_zipfile_serialization=False)
+    torch.save(state, folder / "legacy.pt", _use_new_zipfile_serialization=False)  # torch's format before 1.6
+    legacy = (folder / "legacy.pt").read_bytes()
+    (folder / "legacy_truncated.pt").write_bytes(legacy[:len(legacy) // 2])
     (folder / "a_directory.pt").mkdir()
     # a run folder whose -last.pt is a pickle, for --resume
     (folder / "pickled_run").mkdir()
@@ -225,7 +230,8 @@ def case(name: str, expected: str, *argv: str):
 GOOD = "{in}/good/CartPole-v1.pt"
 CHECKPOINTS = ["empty", "truncated", "junk", "text", "list", "no_format", "old_format", "no_config", "no_agent",
                "no_env_id", "no_action", "no_observation_size", "bad_config", "config_string", "config_unknown_key",
-               "unknown_env", "wrong_observation_size", "empty_actor", "pickle", "torch_pickle", "a_directory"]
+               "unknown_env", "wrong_observation_size", "empty_actor", "pickle", "torch_pickle", "legacy_torch_pickle",
+               "legacy_truncated", "a_directory"]
 BVHS = ["nan_row", "inf_row", "word_row", "short_row", "long_row", "truncated_frames", "truncated_hierarchy",
         "extra_frames", "frame_time_zero", "frame_time_negative", "frame_time_huge", "frame_time_word",
         "frames_zero", "frames_word", "no_motion", "no_root", "bad_channel", "bad_offset", "two_roots", "empty",
@@ -446,6 +452,8 @@ EXPECTED = {  # what the line must say for some file cases (others: any one-line
     "eval-checkpoint-pickle": "not a file written by torch.save",
     "eval-checkpoint-truncated": "a damaged or cut-off torch archive",
     "eval-checkpoint-torch_pickle": "none of its code ran",
+    "eval-checkpoint-legacy_torch_pickle": "the legacy format (before torch 1.6); it holds Python objects",
+    "eval-checkpoint-legacy_truncated": "a damaged or cut-off torch file in the legacy format",
 }
 
 

@@ -131,19 +131,26 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+# torch.save(..., _use_new_zipfile_serialization=False) begins with a pickled magic number (protocol 2, a long)
+_LEGACY_TORCH_HEAD = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
 def _unreadable_because(path: Path, err: Exception) -> str:
     """Why torch could not load the file, in a few words: torch's own messages run to a paragraph, and the
     weights-only one suggests loading the file unsafely, which a charctl checkpoint never needs."""
     if isinstance(err, OSError):  # permissions, a read error: the system's own words say it
         return err.strerror or str(err)
     with open(path, "rb") as file:
-        head = file.read(4)
-    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        head = file.read(len(_LEGACY_TORCH_HEAD))
+    legacy = head == _LEGACY_TORCH_HEAD  # torch's format before 1.6, which charctl never writes
+    if not legacy and head[:4] != b"PK\x03\x04":  # torch.save writes a zip archive
         return "not a file written by torch.save: charctl checkpoints are the .pt files charctl train writes"
     if isinstance(err, pickle.UnpicklingError):
-        return ("it holds Python objects besides tensors, numbers, strings, lists and dicts, so it is not one "
+        return (("a torch file in the legacy format (before torch 1.6); " if legacy else "")
+                + "it holds Python objects besides tensors, numbers, strings, lists and dicts, so it is not one "
                 "charctl wrote; it was not loaded, so none of its code ran")
-    return f"a damaged or cut-off torch archive: {str(err).split('.')[0]}"
+    kind = "file in the legacy format" if legacy else "archive"
+    return f"a damaged or cut-off torch {kind}: {str(err).split('.')[0]}"
 
 
 def played_actor_weights(agent_state: dict, averaged: bool = True) -> dict:
