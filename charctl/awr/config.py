@@ -37,6 +37,10 @@ class AWRConfig:
     eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = ranged(10, ge=0)
     checkpoint_buffer: bool = True       # keep the replay buffer in the checkpoint (--resume continues exactly)
+    # a run resumed from a checkpoint without its replay buffer (a kept mark, a policy file, checkpoint_buffer
+    # false) collects buffer_size samples before it updates again: fitted on a buffer of one iteration, a trained
+    # actor drifts (docs/awr.md)
+    refill_on_resume: bool = True
     # samples between kept policies (0: none): the first iteration at or past each multiple of it also writes
     # marks/NAME-SAMPLES.pt (no replay buffer), to evaluate a long run's policies on held-out starts later
     keep_every: int = ranged(0, ge=0)

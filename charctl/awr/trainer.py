@@ -441,6 +441,7 @@ class _Run:
         self.agent = agent = AWRAgent(self.observation_space, action_space, config)
         self.buffer = EpisodeBuffer(None if dataset is not None else config.buffer_size)
         self.iteration, self.samples, wall_offset, self.best = 0, 0, 0.0, None
+        self.refill_until = 0  # while samples are below it the buffer refills and the networks stay as they are
         if dataset is not None:
             self.buffer.add(load_dataset(dataset, self.observation_space.shape[0], agent.action, env_id))
             if state is None:  # the whole dataset sets the normaliser, which then stays fixed
@@ -461,6 +462,10 @@ class _Run:
             if dataset is None:
                 self.buffer.add(buffer_from_dict(state["buffer"]))
             self.iteration, self.samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
+            self.refill_until = self._refill_until(state)
+            if self.refill_until > self.samples and state.get("buffer") is None:
+                print(f"{name}: its checkpoint holds no replay buffer: the next {config.buffer_size} samples refill "
+                      "it before the networks are updated again (--set refill_on_resume=false updates at once)")
             # test returns in a changed env are not comparable with the old env's best: the best starts again
             self.best = None if state.get("env_changed") else state.get("best_test_return")
         # overlap_collection: the policy (from before the last update) that collects the next iteration, and
@@ -600,12 +605,26 @@ class _Run:
         if self.iteration == 0:
             self.agent.normalizer.update()
 
+    def _refill_until(self, state: dict) -> int:
+        """The samples up to which a resumed run refills its replay buffer before updating: buffer_size more from a
+        checkpoint without one, and a run stopped while refilling goes on with it."""
+        config = self.config
+        if not config.refill_on_resume or config.on_policy or self.dataset is not None:
+            return 0
+        if state.get("buffer") is None:
+            return self.samples + config.buffer_size
+        return int(state.get("refill_until") or 0)
+
     def update(self, new_samples: int) -> dict:
-        """One AWR update on the buffer, then the normaliser folds in this iteration's records (no-op once frozen)."""
-        stats = self.agent.update(self.buffer, new_samples)
+        """One AWR update on the buffer, then the normaliser folds in this iteration's records (no-op once frozen);
+        while the buffer refills after a resume, the networks and their mean stay as they are."""
+        refilling = self.samples < self.refill_until
+        stats = {"critic_steps": 0, "actor_steps": 0, "buffer_samples": len(self.buffer)} if refilling else \
+            self.agent.update(self.buffer, new_samples)
         self.agent.normalizer.update()
         self.samples += new_samples
-        self.agent.update_average(self.samples, new_samples)
+        if not refilling:
+            self.agent.update_average(self.samples, new_samples)
         return stats
 
     def test(self, row: dict) -> bool:
@@ -640,6 +659,7 @@ class _Run:
             "buffer": buffer_to_dict(self.buffer.episodes()) if keep_buffer else None,
             "dataset": _path_str(self.dataset), "last_row": row,
             "next_collection_policy": policy_to_dict(self.next_policy), "switches_made": self.switches_made,
+            "refill_until": self.refill_until if self.samples < self.refill_until else None,
         }
 
     def due_switch(self) -> int | None:
