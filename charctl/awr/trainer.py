@@ -463,7 +463,7 @@ class _Run:
                 self.buffer.add(buffer_from_dict(state["buffer"]))
             self.iteration, self.samples, wall_offset = state["iteration"], state["samples"], state["wall_time"]
             self.refill_until = self._refill_until(state)
-            if self.refill_until > self.samples and state.get("buffer") is None:
+            if self.refill_until > self.samples < config.samples and state.get("buffer") is None:
                 print(f"{name}: its checkpoint holds no replay buffer: the next {config.buffer_size} samples refill "
                       "it before the networks are updated again (--set refill_on_resume=false updates at once)")
             # test returns in a changed env are not comparable with the old env's best: the best starts again
