@@ -9,16 +9,13 @@ from pathlib import Path
 import torch
 
 from charctl.awr.checkpoint import load_checkpoint
-from charctl.awr.config import load_config
-from charctl.awr.trainer import train
-from quick_training import QUICK_CARTPOLE
+from quick_training import train_cartpole
 
 BUFFER = 4096
 
 
 def cartpole(out: Path, resume: bool = False, changes: dict | None = None, **settings):
-    config = load_config("CartPole-v1", overrides={**QUICK_CARTPOLE, "buffer_size": BUFFER, **settings})
-    return train("CartPole-v1", {}, config, out, resume=resume, progress=False, changes=changes)
+    return train_cartpole(out, resume, changes, **{"buffer_size": BUFFER, **settings})
 
 
 def last(run: Path) -> dict:

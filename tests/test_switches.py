@@ -10,18 +10,11 @@ import torch
 
 from charctl.awr.checkpoint import load_checkpoint
 from charctl.awr.config import load_config
-from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.util.errors import CharctlError
-from quick_training import QUICK_CARTPOLE
+from quick_training import train_cartpole as cartpole
 
-QUICK = dict(QUICK_CARTPOLE)
 FREEZE_AT_1024 = {1024: {"actor_lr": 0}}  # actor_lr 0 freezes the actor: the switch's effect is visible exactly
-
-
-def cartpole(out: Path, resume: bool = False, changes: dict | None = None, **settings):
-    return train("CartPole-v1", {}, load_config("CartPole-v1", overrides={**QUICK, **settings}), out, resume=resume,
-                 progress=False, changes=changes)
 
 
 def actor(run: Path) -> dict:

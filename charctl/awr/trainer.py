@@ -239,15 +239,12 @@ def _switches_to_make(switches: dict, made: list[int], samples: int, settings: d
         if mark in made:
             continue
         if mark <= samples:
-            changes = {key: value for key, value in switches[mark].items() if now.get(key, _UNSET) != value}
+            changes = {key: value for key, value in switches[mark].items() if key not in now or now[key] != value}
             now.update(changes)
             if not changes:
                 continue
         out[mark] = switches[mark]
     return out
-
-
-_UNSET = object()
 
 
 def _space_difference(state: dict, observation_space, action_space) -> tuple[str, int, int] | None:
