@@ -53,6 +53,20 @@ def test_no_yaml_repeats_a_default():
     assert not repeated, "settings equal to their dataclass default: " + "; ".join(repeated)
 
 
+def test_the_authors_imitation_preset_changes_only_the_learner():
+    """--config configs/awr/presets/authors_imitation.yaml: the AWR authors' imitation settings over the dog trot's
+    own, which stay (residual actions' zero-initialised output, discount, noise, the clip's switches)."""
+    preset = CONFIGS_DIR / "awr" / "presets" / "authors_imitation.yaml"
+    own = load_config(character="dog", motion="trot")
+    theirs = load_config(character="dog", motion="trot", config_file=preset)
+    expected = {"actor_layers": [1024, 512], "critic_layers": [1024, 512], "actor_lr": 1.5e-6, "actor_steps": 200,
+                "critic_steps": 100, "samples_per_iter": 4096, "weight_clip": 50.0}
+    changed = {key: value for key, value in dataclasses.asdict(theirs).items() if dataclasses.asdict(own)[key] != value}
+    assert changed == expected
+    assert theirs.discount == 0.95 and theirs.action_std == 0.05 and theirs.actor_init_output_scale == 0.0
+    assert theirs.switches == own.switches and theirs.switches
+
+
 def _character_copy(tmp_path, replace: tuple[str, str]):
     shutil.copy(CHARACTERS_DIR / "humanoid.urdf", tmp_path / "bad.urdf")
     text = (CHARACTERS_DIR / "humanoid.yaml").read_text().replace("urdf: humanoid.urdf", "urdf: bad.urdf")
