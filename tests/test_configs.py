@@ -61,7 +61,8 @@ def test_the_authors_imitation_preset_changes_only_the_learner():
     theirs = load_config(character="dog", motion="trot", config_file=preset)
     expected = {"actor_layers": [1024, 512], "critic_layers": [1024, 512], "actor_lr": 1.5e-6, "actor_steps": 200,
                 "critic_steps": 100, "samples_per_iter": 4096, "weight_clip": 50.0}
-    changed = {key: value for key, value in dataclasses.asdict(theirs).items() if dataclasses.asdict(own)[key] != value}
+    own_values = dataclasses.asdict(own)
+    changed = {key: value for key, value in dataclasses.asdict(theirs).items() if own_values[key] != value}
     assert changed == expected
     assert theirs.discount == 0.95 and theirs.action_std == 0.05 and theirs.actor_init_output_scale == 0.0
     assert theirs.switches == own.switches and theirs.switches
