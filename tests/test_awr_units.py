@@ -349,10 +349,11 @@ def test_shipped_reference_configs_load():
     lunar = load_config("LunarLander-v3")
     assert (lunar.actor_lr, lunar.action_l2_weight, lunar.normalizer_samples) == (5e-4, 1e-3, 100000)
     assert load_config("Pendulum-v1").actor_lr == AWRConfig().actor_lr  # no file: defaults
-    # the humanoid updates with half the reference code's steps (screened: docs/results.md); the dog keeps them
+    # the humanoid updates with half the reference code's Gym steps (screened: docs/results.md); the dog with the
+    # AWR authors' imitation schedule, fewer and smaller steps of a wider network
     humanoid, dog = load_config(character="humanoid", motion="spinkick"), load_config(character="dog", motion="trot")
-    assert (humanoid.actor_steps, humanoid.critic_steps) == (500, 100)
-    assert (dog.actor_steps, dog.critic_steps) == (AWRConfig().actor_steps, AWRConfig().critic_steps) == (1000, 200)
+    assert (humanoid.actor_steps, humanoid.critic_steps, humanoid.actor_layers) == (500, 100, [128, 64])
+    assert (dog.actor_steps, dog.critic_steps, dog.actor_layers, dog.actor_lr) == (200, 100, [1024, 512], 1.5e-6)
 
 
 def test_config_errors_name_the_file_and_key(tmp_path):

@@ -8,6 +8,9 @@ import sys
 import pytest
 import torch
 
+from charctl.awr.config import load_config
+
+TROT_LR = load_config(character="dog", motion="trot").actor_lr  # the variants' own, until a --from changes it
 TINY = ["--set", "samples_per_iter=300", "--set", "eval_every=0", "--set", "eval_episodes=1", "--episodes", "1",
         "--workers", "0", "--seeds", "1", "--every", "300"]
 
@@ -89,11 +92,11 @@ def test_a_curriculum_variant_changes_its_settings_at_a_mark(tmp_path):
         return snapshot["env_kwargs"]["config"]["clip_speed"], snapshot["config"]["actor_lr"]
 
     # the first mark trained at half the clip's pace, the second went on at its own with the new learning rate
-    assert trained_with(300) == (0.5, 1e-4)
+    assert trained_with(300) == (0.5, TROT_LR)
     assert trained_with(600) == (1.0, 5e-5)
     assert variant_switches(out, "pace") == [300]
     changes = (out / "pace/s0/settings_changes.txt").read_text()
-    assert "env.clip_speed 0.5 -> 1.0" in changes and "actor_lr 0.0001 -> 5e-05" in changes
+    assert "env.clip_speed 0.5 -> 1.0" in changes and f"actor_lr {TROT_LR} -> 5e-05" in changes
     # both marks are drawn against the folder's baseline: clip_speed is training only
     assert [int(r["mark"]) for r in rows(out)] == [300, 600]
     folder_baseline = json.loads((out / "baseline.json").read_text())["normalized_return"]
@@ -189,7 +192,7 @@ def test_a_fork_begins_from_its_parent_s_policy_at_a_mark(tmp_path):
 
     assert variant_fork(out, "late") == ("plain", 300) and variant_fork(out, "plain") is None
     changes = (out / "late/s0/settings_changes.txt").read_text()  # the parent's own change at 300 is not the fork's
-    assert changes.count("samples 300 -> 600") == 1 and "actor_lr 0.0001 -> 5e-05" in changes
+    assert changes.count("samples 300 -> 600") == 1 and f"actor_lr {TROT_LR} -> 5e-05" in changes
     assert {(r["variant"], int(r["mark"])) for r in rows(out)} >= {("late", 300), ("late", 600), ("plain", 600)}
 
 

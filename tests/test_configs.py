@@ -3,10 +3,12 @@
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
+from charctl.awr.checkpoint import load_checkpoint
 from charctl.awr.config import AWRConfig, load_config
 from charctl.character.model import load_character
 from charctl.cli import main
@@ -43,8 +45,12 @@ def _sections(path):
 
 
 def test_no_yaml_repeats_a_default():
+    """Task files hold only what differs from the dataclasses. Presets (configs/awr/presets) go over a character's
+    file, so they may set a default back; their own tests below say what each changes."""
     repeated = []
     for path in sorted((CONFIGS_DIR / "awr").rglob("*.yaml")):
+        if path.parent.name == "presets":
+            continue
         for where, values in _sections(path):
             repeated += _repeated_defaults(values, AWRConfig(), where)
     for path in sorted((CONFIGS_DIR / "env").glob("*.yaml")):
@@ -53,19 +59,43 @@ def test_no_yaml_repeats_a_default():
     assert not repeated, "settings equal to their dataclass default: " + "; ".join(repeated)
 
 
-def test_the_authors_imitation_preset_changes_only_the_learner():
-    """--config configs/awr/presets/authors_imitation.yaml: the AWR authors' imitation settings over the dog trot's
-    own, which stay (residual actions' zero-initialised output, discount, noise, the clip's switches)."""
-    preset = CONFIGS_DIR / "awr" / "presets" / "authors_imitation.yaml"
-    own = load_config(character="dog", motion="trot")
-    theirs = load_config(character="dog", motion="trot", config_file=preset)
-    expected = {"actor_layers": [1024, 512], "critic_layers": [1024, 512], "actor_lr": 1.5e-6, "actor_steps": 200,
-                "critic_steps": 100, "samples_per_iter": 4096, "weight_clip": 50.0}
+AUTHORS_LEARNER = {"actor_layers": [1024, 512], "critic_layers": [1024, 512], "actor_lr": 1.5e-6, "actor_steps": 200,
+                   "critic_steps": 100, "samples_per_iter": 4096, "weight_clip": 50.0}
+PRESETS = CONFIGS_DIR / "awr" / "presets"
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+
+
+def _changed(own, theirs) -> dict:
     own_values = dataclasses.asdict(own)
-    changed = {key: value for key, value in dataclasses.asdict(theirs).items() if own_values[key] != value}
-    assert changed == expected
+    return {key: value for key, value in dataclasses.asdict(theirs).items() if own_values[key] != value}
+
+
+def test_the_dogs_learner_is_the_authors_imitation_preset():
+    """The dog trains with the AWR authors' imitation learner; over the humanoid's own settings the preset changes
+    only the learner, and keeps the rest (residual actions' zero-initialised output, discount, noise)."""
+    preset = PRESETS / "authors_imitation.yaml"
+    for motion in ("trot", "canter", "turn"):
+        dog = load_config(character="dog", motion=motion)
+        assert {key: getattr(dog, key) for key in AUTHORS_LEARNER} == AUTHORS_LEARNER
+        assert load_config(character="dog", motion=motion, config_file=preset) == dog
+    own = load_config(character="humanoid", motion="spinkick")
+    theirs = load_config(character="humanoid", motion="spinkick", config_file=preset)
+    assert _changed(own, theirs) == {key: value for key, value in AUTHORS_LEARNER.items()
+                                     if key != "critic_steps"}  # the humanoid's is the authors' 100 already
     assert theirs.discount == 0.95 and theirs.action_std == 0.05 and theirs.actor_init_output_scale == 0.0
-    assert theirs.switches == own.switches and theirs.switches
+
+
+@pytest.mark.parametrize("motion", ["trot", "turn", "canter"])
+def test_the_small_networks_preset_is_what_the_shipped_dog_policies_learnt_with(motion):
+    """--config configs/awr/presets/small_networks_imitation.yaml over the dog's file: the learner each shipped
+    dog policy's checkpoint records, and nothing else of the dog's own (its clip's switches stay)."""
+    own = load_config(character="dog", motion=motion)
+    small = load_config(character="dog", motion=motion, config_file=PRESETS / "small_networks_imitation.yaml")
+    changed = _changed(own, small)
+    assert set(changed) == set(AUTHORS_LEARNER)
+    shipped = load_checkpoint(POLICIES / f"dog_{motion}.pt")["config"]
+    assert changed == {key: shipped[key] for key in AUTHORS_LEARNER}
+    assert small.switches == own.switches and small.switches
 
 
 def _character_copy(tmp_path, replace: tuple[str, str]):
