@@ -26,9 +26,9 @@ def register(subparsers) -> None:
         epilog="example: charctl train humanoid spinkick\n"
                "         charctl train dog trot --samples 2000000 --workers 2 --out runs/dog_trot\n"
                "         charctl train dog trot --out runs/dog_trot --resume\n"
-               "         charctl train dog trot --out runs/dog_trot --resume --set actor_lr=5e-5\n"
+               "         charctl train dog trot --out runs/dog_trot --resume --set actor_lr=1e-6\n"
                "         charctl train dog trot --out runs/dog_trot --resume --set env.pd_target_velocity=true\n"
-               "         charctl train dog canter --init policies/dog_trot.pt --out runs/dog_canter\n"
+               "         charctl train dog canter --init runs/dog_trot/dog_trot.pt --out runs/dog_canter\n"
                "         charctl train gym Hopper-v5 --samples 1000000 --seed 0 --out runs/hopper-s0\n"
                "         charctl train gym Hopper-v5 --dataset hopper.npz --out runs/hopper-offline\n"
                "         charctl train dog canter --ray auto --workers 64",
