@@ -66,7 +66,7 @@ def test_a_warm_started_run_learns_on_from_where_it_began(tmp_path):
 
 @pytest.mark.parametrize("settings, message", [
     ({"actor_layers": [32]}, r"\(--init\): its actor_layers is \[128, 64\], this run's \[32\] "
-                             r"\(--set actor_layers=\[128, 64\] to match\)"),
+                             r"\(--set actor_layers=\[128,64\] to match\)"),
     ({"env_id": "Acrobot-v1"}, r"\(--init\): its policy observes 4 numbers, this task 6"),
     ({"init_from": "missing.pt"}, r"missing\.pt: no such checkpoint"),
 ])
@@ -92,6 +92,17 @@ def test_the_cli_warm_starts_a_dog_clip_from_another_clip_and_a_resume_keeps_it(
 
     assert main(["train", "dog", "canter", "--out", str(canter), "--resume", "--init", "other.pt"]) == 2
     assert "--init: a resumed run keeps its init_from" in capsys.readouterr().err
+
+
+def test_a_policy_of_another_schedule_is_refused_with_every_setting_that_differs(tmp_path, capsys):
+    """The shipped dog policies have [128, 64] networks, a new dog run [1024, 512]: one line names both and the
+    settings that match them; nothing is written."""
+    out = tmp_path / "canter"
+    assert main(["train", "dog", "canter", "--out", str(out), "--init", "policies/dog_trot.pt", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists()
+    assert ("its actor_layers is [128, 64], this run's [1024, 512]; its critic_layers is [128, 64], this run's "
+            "[1024, 512] (--set actor_layers=[128,64] --set critic_layers=[128,64] to match)") in err
 
 
 def test_a_fresh_actor_output_keeps_the_source_features_and_starts_at_the_new_clips_baseline(tmp_path, capsys):

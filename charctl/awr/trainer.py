@@ -283,10 +283,14 @@ def _initial_networks(path: Path, observation_space, action_space, config: AWRCo
         part, saved_size, size = difference
         verb, note = ("observes", "") if part == "observation" else ("acts with", " (or their range differs)")
         raise CharctlError(f"{where}: its policy {verb} {saved_size} numbers, this task {size}{note}")
-    for key in ("actor_layers", "critic_layers", "normalizer_std_floor"):
-        saved, wanted = state["config"].get(key), getattr(config, key)
-        if saved != wanted:
-            raise CharctlError(f"{where}: its {key} is {saved}, this run's {wanted} (--set {key}={saved} to match)")
+    # every setting that differs at once: a policy of another schedule differs in both networks
+    differing = [(key, state["config"].get(key), getattr(config, key))
+                 for key in ("actor_layers", "critic_layers", "normalizer_std_floor")
+                 if state["config"].get(key) != getattr(config, key)]
+    if differing:
+        what = "; ".join(f"its {key} is {saved}, this run's {wanted}" for key, saved, wanted in differing)
+        fix = " ".join(f"--set {key}={str(saved).replace(' ', '')}" for key, saved, _ in differing)
+        raise CharctlError(f"{where}: {what} ({fix} to match)")
     # a run that keeps the mean of its actor's weights plays that mean: the new run begins from it
     return {**state["agent"], "actor": played_actor_weights(state["agent"])}
 
