@@ -284,9 +284,9 @@ def _initial_networks(path: Path, observation_space, action_space, config: AWRCo
         verb, note = ("observes", "") if part == "observation" else ("acts with", " (or their range differs)")
         raise CharctlError(f"{where}: its policy {verb} {saved_size} numbers, this task {size}{note}")
     # every setting that differs at once: a policy of another schedule differs in both networks
-    differing = [(key, state["config"].get(key), getattr(config, key))
-                 for key in ("actor_layers", "critic_layers", "normalizer_std_floor")
-                 if state["config"].get(key) != getattr(config, key)]
+    settings = [(key, state["config"].get(key), getattr(config, key))
+                for key in ("actor_layers", "critic_layers", "normalizer_std_floor")]
+    differing = [(key, saved, wanted) for key, saved, wanted in settings if saved != wanted]
     if differing:
         what = "; ".join(f"its {key} is {saved}, this run's {wanted}" for key, saved, wanted in differing)
         fix = " ".join(f"--set {key}={str(saved).replace(' ', '')}" for key, saved, _ in differing)
