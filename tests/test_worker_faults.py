@@ -1,6 +1,7 @@
 """Rollout workers under faults: a killed trainer takes its workers with it within seconds (local workers and
-a --ray run's whole Ray instance), a hung worker becomes a one-line error, and Ctrl-C during a wait on a stopped
-worker ends the run with its checkpoint."""
+a --ray run's whole Ray instance), a hung worker becomes a one-line error, workers stopped together with their
+learner (Ctrl-Z) are not taken for hung, and Ctrl-C during a wait on a stopped worker ends the run with its
+checkpoint."""
 
 import os
 import signal
@@ -17,7 +18,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from charctl.awr.agent import AWRAgent
 from charctl.awr.checkpoint import load_checkpoint
 from charctl.awr.config import load_config
-from charctl.awr.rollout import HEARTBEAT_SECONDS, Rollouts, make_env
+from charctl.awr.rollout import HEARTBEAT_SECONDS, STALL_SECONDS, Rollouts, make_env
 from charctl.util.errors import CharctlError
 
 QUICK = ["--no-progress", "--set", "samples_per_iter=512", "--set", "critic_steps=5", "--set", "actor_steps=10",
@@ -302,5 +303,36 @@ def test_a_slow_worker_that_keeps_stepping_is_not_taken_for_hung():
         os.kill(rollouts._processes[1].pid, signal.SIGSTOP)
         with pytest.raises(CharctlError, match="gave no sign of life for"):
             rollouts.collect(policy, samples, iteration=1)
+    finally:
+        rollouts.close()
+
+
+def test_workers_stopped_with_the_learner_are_not_taken_for_hung(monkeypatch):
+    """Ctrl-Z (or a SIGSTOP to the process group, or a suspended machine) stops the learner and its workers
+    together for longer than worker_timeout; after they go on, the collection finishes instead of failing."""
+    import multiprocessing.connection
+
+    rollouts = Rollouts("charctl-test/SlowCartPole-v0", {}, 2, seed=0, timeout=HEARTBEAT_SECONDS + 0.8)
+    probe = make_env("charctl-test/SlowCartPole-v0")
+    policy = AWRAgent(probe.observation_space, probe.action_space, load_config("CartPole-v1")).policy()
+    probe.close()
+    real_wait, stops = multiprocessing.connection.wait, []
+
+    def wait_then_stop_everything_once(*args, **kwargs):
+        if not stops:  # the learner is waiting on its first worker: the whole group stops here
+            pids = [process.pid for process in rollouts._processes]
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            stops.append(time.monotonic())
+            time.sleep(STALL_SECONDS + 1.0)  # > worker_timeout: the learner "stopped" as long as its workers
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(multiprocessing.connection, "wait", wait_then_stop_everything_once)
+    try:
+        episodes = rollouts.collect(policy, 200, iteration=0)
+        assert stops and sum(len(e) for e in episodes) >= 200
+        assert STALL_SECONDS + 1.0 > rollouts.timeout
     finally:
         rollouts.close()

@@ -29,6 +29,9 @@ EVAL_STREAM = 7_000_001     # separates the trainer's test episodes' seeds from 
 HELD_OUT_STREAM = 7_000_002  # `charctl eval` and `play`: start states the trainer never chose a checkpoint on
 PARENT_CHECK_SECONDS = 2.0  # an orphaned worker notices its learner is gone this quickly
 HEARTBEAT_SECONDS = 1.0  # a busy worker tells the learner it is alive this often (between env steps)
+# the learner looks at its workers at least every second while it waits; a longer gap means it was not running
+# itself, and a worker's silence over that gap does not count against it
+STALL_SECONDS = 3.0
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for this process when its parent dies
 
 
@@ -241,9 +244,13 @@ class Rollouts(CollectionInTwoHalves):
 
     def _receive(self, index: int):
         conn, process = self._connections[index], self._processes[index]
-        deadline = self._silence_deadline()
+        deadline, awake = self._silence_deadline(), time.monotonic()
         while True:
-            if time.monotonic() > deadline and not conn.poll():
+            now = time.monotonic()
+            if now - awake > STALL_SECONDS:  # this process did not run (Ctrl-Z, a SIGSTOP to the group, a suspended
+                deadline = self._silence_deadline()  # machine): its workers most likely did not either
+            awake = now
+            if now > deadline and not conn.poll():
                 self._raise_hung(index)
             if conn.poll():
                 try:
