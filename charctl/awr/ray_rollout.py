@@ -76,8 +76,9 @@ class RolloutActor:
     """One env in a Ray worker process (wrapped with ray.remote at runtime, so Ray stays optional)."""
 
     def __init__(self, env_id: str, env_kwargs: dict):
-        from charctl.awr.rollout import make_env
+        from charctl.awr.rollout import hold_to_one_thread, make_env
 
+        hold_to_one_thread()
         self.env = make_env(env_id, env_kwargs)
 
     def pid(self) -> int:

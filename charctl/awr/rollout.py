@@ -20,6 +20,8 @@ import traceback
 
 import gymnasium as gym
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from charctl.awr.buffer import Episode
 from charctl.awr.policy import NumpyPolicy
@@ -141,6 +143,14 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
+def hold_to_one_thread() -> None:
+    """A rollout worker's policy multiplies one observation at a time: on more threads than one (a fork inherits
+    the learner's `torch_threads`) the BLAS threads only spin against the other workers, and with 2 learner
+    threads on 2 cores the dog's rollouts took 2.4x as long (docs/benchmarks.md)."""
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _heartbeat(conn):
     """A `beat` for run_episode: tells the learner, at most every HEARTBEAT_SECONDS, that this worker is still
     stepping, so that `worker_timeout` bounds silence rather than the length of a share of work."""
@@ -166,6 +176,7 @@ def _worker_main(conn, env_id: str, env_kwargs: dict, parent_pid: int, inherited
     # drops the iteration and closes the workers (they die with it, too)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    hold_to_one_thread()
     env = None
     try:
         env = make_env(env_id, env_kwargs)
