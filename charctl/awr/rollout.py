@@ -146,7 +146,7 @@ def die_with_parent(parent_pid: int) -> None:
 def hold_to_one_thread() -> None:
     """A rollout worker's policy multiplies one observation at a time: on more threads than one (a fork inherits
     the learner's `torch_threads`) the BLAS threads only spin against the other workers, and with 2 learner
-    threads on 2 cores the dog's rollouts took 2.4x as long (docs/benchmarks.md)."""
+    threads on 2 cores the dog's rollouts took 2.3x as long (docs/benchmarks.md)."""
     torch.set_num_threads(1)
     threadpool_limits(limits=1, user_api="blas")
 
