@@ -393,23 +393,45 @@ def test_play_records_a_gym_policy_in_its_own_renderer(tmp_path):
     assert len({f.tobytes() for f in frames}) > 1  # the pole moves
 
 
-def test_training_holds_numpy_blas_to_the_learner_threads(tmp_path, monkeypatch):
-    """The numpy minibatch steps run with `torch_threads` BLAS threads (a thread per core spun against the
-    rollout workers); the caller's setting is back afterwards."""
+@pytest.mark.parametrize("settings, threads", [
+    ({"torch_threads": 1, "num_workers": 2}, 1),
+    ({"torch_threads": 0, "num_workers": 2}, 2),  # the workers wait while it updates: a thread per worker
+    ({"torch_threads": 0, "num_workers": 1}, 1),
+    ({"torch_threads": 0, "num_workers": 2, "overlap_collection": True}, 1),  # they collect meanwhile
+])
+def test_training_holds_numpy_blas_to_the_learner_threads(settings, threads, tmp_path, monkeypatch):
+    """The numpy minibatch steps run with `torch_threads` BLAS and torch threads (a thread per core spun against
+    the rollout workers; 0, the default, takes one per worker that waits for the update); the caller's setting is
+    back afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores")
 
     def blas_threads():
         return sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
 
     seen = []
     update = trainer_module.AWRAgent.update
-    monkeypatch.setattr(trainer_module.AWRAgent, "update",
-                        lambda self, *args, **kwargs: (seen.append(blas_threads()), update(self, *args, **kwargs))[1])
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = blas_threads()
-        train("CartPole-v1", {}, quick_config(samples=1024, torch_threads=1), tmp_path / "run", progress=False)
-        assert blas_threads() == before == [2]
-    assert seen and all(threads == [1] for threads in seen)
+    monkeypatch.setattr(trainer_module.AWRAgent, "update", lambda self, *args, **kwargs: (
+        seen.append((blas_threads(), torch.get_num_threads())), update(self, *args, **kwargs))[1])
+    caller_threads = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=3, user_api="blas"):
+            before = blas_threads()
+            train("CartPole-v1", {}, quick_config(samples=1024, **settings), tmp_path / "run", progress=False)
+            assert blas_threads() == before == [3]
+    finally:
+        torch.set_num_threads(caller_threads)
+    assert seen and all(seen_now == ([threads], threads) for seen_now in seen), seen
+
+
+def test_the_default_learner_threads_are_one_per_waiting_worker_up_to_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    for settings, threads in (({"num_workers": 4}, 4), ({"num_workers": 64}, 8), ({"num_workers": 0}, 1),
+                              ({"num_workers": 4, "torch_threads": 2}, 2),
+                              ({"num_workers": 4, "overlap_collection": True}, 1)):
+        assert quick_config(**settings).effective_torch_threads == threads, settings
 
 
 def test_reported_evaluations_start_where_the_trainer_never_chose_a_checkpoint(tmp_path):

@@ -247,7 +247,7 @@ DATASETS = ["missing_rewards", "missing_observations", "wrong_obs_width", "wrong
             "action_out_of_range", "nan_observation", "inf_reward", "int_terminated", "unended", "empty", "junk",
             "text", "npy"]
 # --set values outside their ranges (or of the wrong kind), one per setting
-SETS = ["samples=0", "seed=-1", "num_workers=-1", "torch_threads=0", "eval_every=-1", "eval_episodes=-2",
+SETS = ["samples=0", "seed=-1", "num_workers=-1", "torch_threads=-1", "eval_every=-1", "eval_episodes=-2",
         "worker_timeout=0", "samples_per_iter=0", "buffer_size=0", "discount=2", "discount=1", "discount=-0.1",
         "td_lambda=1.5", "temperature=0", "weight_clip=0", "actor_layers=[]", "actor_layers=[-1]",
         "actor_lr=-1", "actor_momentum=1", "actor_batch_size=0", "actor_steps=-1", "actor_init_output_scale=-1",

@@ -9,6 +9,7 @@ wrong type are a `CharctlError` naming the file (or `--set`) and the key. The al
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,9 @@ class AWRConfig:
     samples: int = ranged(1_000_000, ge=1)  # environment samples to train on (dataset mode: see docs/datasets.md)
     seed: int = ranged(0, ge=0)
     num_workers: int = ranged(2, ge=0)  # rollout worker processes; 0 runs the env in the learner process
-    torch_threads: int = ranged(1, ge=1)  # learner's torch and numpy-BLAS threads (measured: docs/benchmarks.md)
+    # learner's torch and numpy-BLAS threads; 0: one per rollout worker, as many as the machine has cores (they
+    # wait while it updates; with overlap_collection they do not, and it takes 1). Measured: docs/benchmarks.md
+    torch_threads: int = ranged(0, ge=0)
     device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
     eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = ranged(10, ge=0)
@@ -112,6 +115,15 @@ class AWRConfig:
     @property
     def effective_lambda(self) -> float:
         return 1.0 if self.returns == "monte_carlo" else self.td_lambda
+
+    @property
+    def effective_torch_threads(self) -> int:
+        if self.torch_threads:
+            return self.torch_threads
+        if self.overlap_collection or self.num_workers <= 1:
+            return 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(self.num_workers, cores))
 
     @property
     def effective_value_scale(self) -> float:

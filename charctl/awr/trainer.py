@@ -426,7 +426,7 @@ class _Run:
         if dataset is None:  # a static dataset sets the normaliser once, before the first update
             _check_average_after_normalizer(config)
 
-        torch.set_num_threads(config.torch_threads)
+        torch.set_num_threads(config.effective_torch_threads)
         probe = make_env(env_id, env_kwargs)
         self.observation_space, action_space, self.horizon = (probe.observation_space, probe.action_space,
                                                               episode_horizon(probe))
@@ -506,7 +506,7 @@ class _Run:
         self.start = time.perf_counter() - wall_offset
         # numpy's BLAS too (the minibatch steps run in numpy): with its default of a thread per core it spun against
         # the rollout workers and made each step 4-5x slower (docs/benchmarks.md)
-        self.blas_limits = threadpool_limits(limits=config.torch_threads, user_api="blas")
+        self.blas_limits = threadpool_limits(limits=config.effective_torch_threads, user_api="blas")
 
     def open_rollouts(self, ray_address: str | None) -> None:
         if self.dataset is None or self.config.eval_episodes > 0:
