@@ -143,12 +143,19 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
+def one_blas_thread():
+    """numpy's BLAS held to one thread while the context lasts: a policy multiplies one observation at a time,
+    and on more threads than one its BLAS threads only spin against whatever else runs (the same actions, bit
+    for bit; a [1024, 512] policy's action took several times as long on 2 threads with the cores busy:
+    docs/benchmarks.md)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def hold_to_one_thread() -> None:
-    """A rollout worker's policy multiplies one observation at a time: on more threads than one (a fork inherits
-    the learner's `torch_threads`) the BLAS threads only spin against the other workers, and with 2 learner
-    threads on 2 cores the dog's rollouts took 2.3x as long (docs/benchmarks.md)."""
+    """A rollout worker's policy on one BLAS and one torch thread for the rest of the process (a fork inherits
+    the learner's `torch_threads`; with 2 learner threads on 2 cores the dog's rollouts took 2.3x as long)."""
     torch.set_num_threads(1)
-    threadpool_limits(limits=1, user_api="blas")
+    one_blas_thread()
 
 
 def _heartbeat(conn):

@@ -50,9 +50,7 @@ def check_display() -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from charctl.play.playback import Player, record
+    from charctl.awr.rollout import one_blas_thread
     from charctl.play.policy_file import open_policy
     from charctl.util.errors import CharctlError
 
@@ -70,8 +68,15 @@ def run(args) -> int:
     if args.gui:
         check_display()
     task = open_policy(args.checkpoint)
-    if not task.is_imitation:
-        return play_gym_task(task, args)
+    with one_blas_thread():
+        return play_gym_task(task, args) if not task.is_imitation else play_imitation_task(task, args)
+
+
+def play_imitation_task(task, args) -> int:
+    from tqdm import tqdm
+
+    from charctl.play.playback import Player, record
+
     env = task.make_env()
     try:
         imitation = env.unwrapped

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from charctl.awr.policy import NumpyPolicy
-from charctl.awr.rollout import evaluation_seed, make_env
+from charctl.awr.rollout import evaluation_seed, make_env, one_blas_thread
 from charctl.awr.trainer import episode_horizon
 from charctl.util.errors import CharctlError
 from charctl.util.fileio import atomic_write_text
@@ -167,19 +167,21 @@ def cached_reference_pd(cache: Path, env_id: str, env_kwargs: dict, episodes: in
 def _run_episodes(env, stepper, episodes: int, seed: int, progress, workers: int = 0) -> EvalResult:
     """Episodes 0..episodes-1, each from its seeded reset with the step function `stepper(env, j)` makes, summed
     in episode order (so the sums are the same whether this process or forked workers ran them). A reset sets the
-    whole simulation state, so an episode does not depend on the episodes run before it in the same env."""
-    if workers > 1 and episodes > 1:
-        records = _in_forked_workers(env, stepper, episodes, seed, workers)
-    else:
-        records = (_one_episode(env, stepper(env, j), seed, j) for j in range(episodes))
-    result = EvalResult(horizon=episode_horizon(env))
-    try:
-        for j, record in enumerate(records):
-            result.add(record)
-            if progress is not None:
-                progress(j + 1)
-    finally:
-        records.close()  # forked workers: stopped now, not after the episodes still queued (Ctrl-C, an error)
+    whole simulation state, so an episode does not depend on the episodes run before it in the same env. The
+    policy runs on one BLAS thread, here and in forked workers (one_blas_thread says why)."""
+    with one_blas_thread():
+        if workers > 1 and episodes > 1:
+            records = _in_forked_workers(env, stepper, episodes, seed, workers)
+        else:
+            records = (_one_episode(env, stepper(env, j), seed, j) for j in range(episodes))
+        result = EvalResult(horizon=episode_horizon(env))
+        try:
+            for j, record in enumerate(records):
+                result.add(record)
+                if progress is not None:
+                    progress(j + 1)
+        finally:
+            records.close()  # forked workers: stopped now, not after the episodes still queued (Ctrl-C, an error)
     return result
 
 
