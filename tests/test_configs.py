@@ -85,17 +85,29 @@ def test_the_dogs_learner_is_the_authors_imitation_preset():
     assert theirs.discount == 0.95 and theirs.action_std == 0.05 and theirs.actor_init_output_scale == 0.0
 
 
-@pytest.mark.parametrize("motion", ["trot", "turn", "canter"])
-def test_the_small_networks_preset_is_what_the_shipped_dog_policies_learnt_with(motion):
-    """--config configs/awr/presets/small_networks_imitation.yaml over the dog's file: the learner each shipped
-    dog policy's checkpoint records, and nothing else of the dog's own (its clip's switches stay)."""
+@pytest.mark.parametrize("motion, policy", [("trot", "earlier/dog_trot-5M/dog_trot.pt"), ("turn", "dog_turn.pt"),
+                                            ("canter", "dog_canter.pt")])
+def test_the_small_networks_preset_is_what_the_earlier_dog_policies_learnt_with(motion, policy):
+    """--config configs/awr/presets/small_networks_imitation.yaml over the dog's file: the learner the shipped
+    turn and canter and the trot shipped before record, and nothing else of the dog's own (the switches stay)."""
     own = load_config(character="dog", motion=motion)
     small = load_config(character="dog", motion=motion, config_file=PRESETS / "small_networks_imitation.yaml")
     changed = _changed(own, small)
     assert set(changed) == set(AUTHORS_LEARNER)
-    shipped = load_checkpoint(POLICIES / f"dog_{motion}.pt")["config"]
-    assert changed == {key: shipped[key] for key in AUTHORS_LEARNER}
+    recorded = load_checkpoint(POLICIES / policy)["config"]
+    assert changed == {key: recorded[key] for key in AUTHORS_LEARNER}
     assert small.switches == own.switches and small.switches
+
+
+def test_the_shipped_dog_trot_learnt_with_the_dogs_own_settings():
+    """policies/dog_trot.pt is what `charctl train dog trot` trains today: every learner setting it records is the
+    dog's (its run, seed 1, only turned test episodes off, as `charctl bench learn` runs do)."""
+    own = dataclasses.asdict(load_config(character="dog", motion="trot"))
+    recorded = load_checkpoint(POLICIES / "dog_trot.pt")["config"]
+    differing = {key for key, value in recorded.items() if key in own and own[key] != value}
+    assert differing <= {"eval_every", "eval_episodes", "keep_every", "samples", "num_workers", "torch_threads",
+                         "seed"}, differing
+    assert {key: recorded[key] for key in AUTHORS_LEARNER} == AUTHORS_LEARNER
 
 
 def _character_copy(tmp_path, replace: tuple[str, str]):

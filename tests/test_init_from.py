@@ -12,11 +12,9 @@ from charctl.awr.config import load_config
 from charctl.awr.trainer import train
 from charctl.cli import main
 from charctl.util.errors import CharctlError
-from charctl.util.paths import CONFIGS_DIR
 from quick_training import QUICK_CARTPOLE
 
 QUICK = {**QUICK_CARTPOLE, "normalizer_samples": 512}
-SMALL_NETWORKS = CONFIGS_DIR / "awr" / "presets" / "small_networks_imitation.yaml"
 
 
 def cartpole(out: Path, env_id: str = "CartPole-v1", **settings):
@@ -95,10 +93,11 @@ def test_the_cli_warm_starts_a_dog_clip_from_another_clip_and_a_resume_keeps_it(
 
 
 def test_a_policy_of_another_schedule_is_refused_with_every_setting_that_differs(tmp_path, capsys):
-    """The shipped dog policies have [128, 64] networks, a new dog run [1024, 512]: one line names both and the
+    """The trot shipped before has [128, 64] networks, a new dog run [1024, 512]: one line names both and the
     settings that match them; nothing is written."""
     out = tmp_path / "canter"
-    assert main(["train", "dog", "canter", "--out", str(out), "--init", "policies/dog_trot.pt", "--no-progress"]) == 2
+    assert main(["train", "dog", "canter", "--out", str(out), "--init", "policies/earlier/dog_trot-5M/dog_trot.pt",
+                 "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and not out.exists()
     assert ("its actor_layers is [128, 64], this run's [1024, 512]; its critic_layers is [128, 64], this run's "
@@ -110,9 +109,8 @@ def test_a_fresh_actor_output_keeps_the_source_features_and_starts_at_the_new_cl
     for an imitation run (output scale 0) that is exactly the reference-PD baseline of the new clip."""
     import json
 
-    source = "policies/dog_trot.pt"  # trained with [128, 64] networks: the preset gives a new run the same
-    frozen = ["--no-progress", "--workers", "0", "--samples", "64", "--config", str(SMALL_NETWORKS),
-              "--set", "samples_per_iter=64",
+    source = "policies/dog_trot.pt"  # the dog's own networks: a new canter run takes it as it is
+    frozen = ["--no-progress", "--workers", "0", "--samples", "64", "--set", "samples_per_iter=64",
               "--set", "actor_lr=0", "--set", "critic_lr=0", "--set", "normalizer_samples=0", "--set", "eval_every=0",
               "--set", "eval_episodes=0",
               "--set", "env.time_limit=1"]
