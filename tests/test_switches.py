@@ -128,7 +128,7 @@ def test_the_dog_trot_has_a_curriculum():
 
 
 # the policy each task's switches were taken from, where it is not policies/TASK.pt: the shipped dog trot learnt
-# its 1M samples before the trot's first switch (2M)
+# its 1.2M samples before the trot's first switch (2M)
 RECIPE_POLICIES = {"dog_trot": "earlier/dog_trot-5M/dog_trot.pt"}
 
 
