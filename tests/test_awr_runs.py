@@ -401,8 +401,8 @@ def test_play_records_a_gym_policy_in_its_own_renderer(tmp_path):
 ])
 def test_training_holds_numpy_blas_to_the_learner_threads(settings, threads, tmp_path, monkeypatch):
     """The numpy minibatch steps run with `torch_threads` BLAS and torch threads (a thread per core spun against
-    the rollout workers; 0, the default, takes one per worker that waits for the update); the caller's setting is
-    back afterwards."""
+    the rollout workers; 0 takes one per worker that waits for the update); the caller's setting is back
+    afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     if len(os.sched_getaffinity(0)) < 2:
@@ -426,11 +426,12 @@ def test_training_holds_numpy_blas_to_the_learner_threads(settings, threads, tmp
     assert seen and all(seen_now == ([threads], threads) for seen_now in seen), seen
 
 
-def test_the_default_learner_threads_are_one_per_waiting_worker_up_to_the_cores(monkeypatch):
+def test_torch_threads_0_is_one_per_waiting_worker_up_to_the_cores(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert quick_config(num_workers=4).effective_torch_threads == 1  # the default: one, whatever the workers
     for settings, threads in (({"num_workers": 4}, 4), ({"num_workers": 64}, 8), ({"num_workers": 0}, 1),
-                              ({"num_workers": 4, "torch_threads": 2}, 2),
                               ({"num_workers": 4, "overlap_collection": True}, 1)):
+        settings = {"torch_threads": 0, **settings}
         assert quick_config(**settings).effective_torch_threads == threads, settings
 
 

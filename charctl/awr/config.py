@@ -33,9 +33,10 @@ class AWRConfig:
     samples: int = ranged(1_000_000, ge=1)  # environment samples to train on (dataset mode: see docs/datasets.md)
     seed: int = ranged(0, ge=0)
     num_workers: int = ranged(2, ge=0)  # rollout worker processes; 0 runs the env in the learner process
-    # learner's torch and numpy-BLAS threads; 0: one per rollout worker, as many as the machine has cores (they
-    # wait while it updates; with overlap_collection they do not, and it takes 1). Measured: docs/benchmarks.md
-    torch_threads: int = ranged(0, ge=0)
+    # learner's torch and numpy-BLAS threads; 0: one per rollout worker, at most the machine's cores (they wait
+    # while it updates; with overlap_collection they do not, and it takes 1): 1.09x the samples/s of a dog run alone
+    # on 2 cores, but two runs or test processes sharing the cores each take 2. Measured: docs/benchmarks.md
+    torch_threads: int = ranged(1, ge=0)
     device: str = "auto"                 # learner's torch device: auto (a GPU when torch sees one), cpu, cuda
     eval_every: int = ranged(10, ge=0)  # iterations between deterministic test evaluations (0: only at the end)
     eval_episodes: int = ranged(10, ge=0)
