@@ -2,7 +2,7 @@
 
     python benchmarks/train_variants.py humanoid spinkick --rounds 3 --iterations 6 \\
         --variant sequential:overlap_collection=false --variant overlap:overlap_collection=true
-    python benchmarks/train_variants.py dog trot --rounds 2 --iterations 5 \\
+    python benchmarks/train_variants.py dog trot --rounds 2 --iterations 4 \\
         --variant one:torch_threads=1 --variant two:torch_threads=2
 
 Each round trains a fresh run of each variant in turn (evaluation off, `--workers 2`), so a load that changes

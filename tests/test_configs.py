@@ -105,8 +105,7 @@ def test_the_shipped_dog_trot_learnt_with_the_dogs_own_settings():
     own = dataclasses.asdict(load_config(character="dog", motion="trot"))
     recorded = load_checkpoint(POLICIES / "dog_trot.pt")["config"]
     differing = {key for key, value in recorded.items() if key in own and own[key] != value}
-    assert differing <= {"eval_every", "eval_episodes", "keep_every", "samples", "num_workers", "torch_threads",
-                         "seed"}, differing
+    assert differing <= {"eval_every", "eval_episodes", "keep_every", "samples", "num_workers", "seed"}, differing
     assert {key: recorded[key] for key in AUTHORS_LEARNER} == AUTHORS_LEARNER
 
 
